@@ -37,6 +37,7 @@ class Adam:
         self._link()
         self.exp_avg = torch.zeros_like(self.flat)      # m
         self.exp_avg_sq = torch.zeros_like(self.flat)   # v
+        self._denom = torch.empty_like(self.flat)       # scratch space, reused every step
         self.t = 0
 
     def _link(self):
@@ -52,9 +53,8 @@ class Adam:
                     p.grad = g
 
     def zero_grad(self) -> None:
-        "Reset all gradients to zero (one operation)."
+        "Reset all gradients to zero (one operation; `step` re-links any gradient replaced since)."
         self.flat_grad.zero_()
-        self._link()
 
     @torch.no_grad()
     def step(self) -> None:
@@ -62,10 +62,10 @@ class Adam:
         self._link()
         self.t += 1
         g, m, v = self.flat_grad, self.exp_avg, self.exp_avg_sq
-        m.mul_(self.beta1).add_(g, alpha=1 - self.beta1)
-        v.mul_(self.beta2).addcmul_(g, g, value=1 - self.beta2)
+        m.lerp_(g, 1 - self.beta1)                               # m = beta1 m + (1 - beta1) g
+        v.mul_(self.beta2).addcmul_(g, g, value=1 - self.beta2)  # v = beta2 v + (1 - beta2) g²
         bias1, bias2 = 1 - self.beta1**self.t, 1 - self.beta2**self.t
-        denom = (v / bias2).sqrt_().add_(self.eps)
+        denom = torch.div(v, bias2, out=self._denom).sqrt_().add_(self.eps)
         self.flat.addcdiv_(m, denom, value=-self.lr / bias1)
 
     def state_dict(self) -> dict:

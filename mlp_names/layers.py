@@ -145,47 +145,47 @@ class Sequential(Layer):
 LEAKY_GAIN = math.sqrt(2 / (1 + 0.01**2))
 
 # %% ../nbs/02_layers.ipynb 39
-def block_forward(x, W, b, gamma, beta, bn: BatchNorm1d, negative_slope: float | None):
-    "Linear → BatchNorm1d (batch statistics) → optional LeakyRelu, updating `bn`'s running statistics."
-    h = torch.addmm(b, x, W) if b is not None else x @ W
+def block_forward(x, W, b, gamma, beta, eps: float, negative_slope: float | None, mean_out, var_out):
+    "Linear → BatchNorm1d (batch statistics) → optional LeakyRelu; the batch mean and variance go to `mean_out`, `var_out`."
+    h = torch.addmm(b, x, W) if b is not None else torch.mm(x, W)
     n = h.shape[0]
-    mean = h.mean(0)
-    hc = h - mean
-    var = (hc * hc).sum(0).div_(n - 1)
-    s = (var + bn.eps).rsqrt_()
+    hc = h - torch.mean(h, 0, out=mean_out)
+    var = torch.sum(hc * hc, 0, out=var_out).div_(n - 1)   # unbiased, as the original
+    s = (var + eps).rsqrt_()
     hhat = hc.mul_(s)
-    y = torch.addcmul(beta, gamma, hhat)
-    with torch.no_grad():
-        bn.running_mean.mul_(1 - bn.momentum).add_(mean, alpha=bn.momentum)
-        bn.running_var.mul_(1 - bn.momentum).add_(var, alpha=bn.momentum)
-    out = F.leaky_relu(y, negative_slope) if negative_slope is not None else y
+    out = torch.addcmul(beta, gamma, hhat)
+    if negative_slope is not None: F.leaky_relu(out, negative_slope, inplace=True)
     return out, (x, W, gamma, hhat, s, out, negative_slope)
+
+_leaky_relu_backward = torch.ops.aten.leaky_relu_backward.default  # δo where o > 0, slope·δo elsewhere
 
 def block_backward(dout, saved):
     "Gradients (dx, dW, db, dgamma, dbeta) of a block, from the formulas above."
     x, W, gamma, hhat, s, out, negative_slope = saved
     n = hhat.shape[0]
-    dy = dout if negative_slope is None else torch.ops.aten.leaky_relu_backward(dout, out, negative_slope, True)
+    dy = dout if negative_slope is None else _leaky_relu_backward(dout, out, negative_slope, True)
     dgamma = (dy * hhat).sum(0)
     dbeta = dy.sum(0)
     dh = torch.addcmul(dy, hhat, dgamma, value=-1 / (n - 1)).sub_(dbeta, alpha=1 / n).mul_(gamma * s)
-    return dh @ W.T, x.T @ dh, dh.sum(0), dgamma, dbeta
+    return F.linear(dh, W), torch.mm(x.t(), dh), dh.sum(0), dgamma, dbeta
 
 # %% ../nbs/02_layers.ipynb 41
 class _FusedBlocksFn(torch.autograd.Function):
     @staticmethod
     def forward(ctx, stack, x, *params):
         saved = []
-        for (lin, bn, act), (W, b, gamma, beta) in zip(stack.blocks, stack.param_groups(params)):
-            x, s = block_forward(x, W, b, gamma, beta, bn, act.negative_slope if act is not None else None)
+        for (W, b, gamma, beta), slope, mean, var in zip(stack.groups, stack.slopes, stack.batch_means, stack.batch_vars):
+            x, s = block_forward(x, W, b, gamma, beta, stack.eps, slope, mean, var)
             saved.append(s)
-        ctx.saved, ctx.has_bias = saved, [lin.bias is not None for lin, _, _ in stack.blocks]
+        with torch.no_grad():  # every block's running statistics in two operations
+            stack.running.mul_(1 - stack.momentum).add_(stack.batch_stats, alpha=stack.momentum)
+        ctx.saved, ctx.stack = saved, stack
         return x
 
     @staticmethod
     def backward(ctx, dout):
         grads = []
-        for s, has_bias in zip(reversed(ctx.saved), reversed(ctx.has_bias)):
+        for s, has_bias in zip(reversed(ctx.saved), reversed(ctx.stack.has_bias)):
             dout, dW, db, dgamma, dbeta = block_backward(dout, s)
             grads = [dW] + ([db] if has_bias else []) + [dgamma, dbeta] + grads
         return (None, dout, *grads)
@@ -194,14 +194,27 @@ class FusedBlocks(Layer):
     "Consecutive Linear → BatchNorm1d (→ LeakyRelu) blocks run with the hand-derived backward pass."
     def __init__(self, blocks: list[tuple]):
         self.blocks = [(lin, bn, act) for lin, bn, act in blocks]
+        bns = [bn for _, bn, _ in self.blocks]
+        if len({(bn.eps, bn.momentum) for bn in bns}) != 1:
+            raise ValueError("fused BatchNorm1d layers must share eps and momentum")
+        self.eps, self.momentum = bns[0].eps, bns[0].momentum
+        self.slopes = [act.negative_slope if act is not None else None for _, _, act in self.blocks]
+        self.has_bias = [lin.bias is not None for lin, _, _ in self.blocks]
+        self.groups = [(lin.weight, lin.bias, bn.gamma, bn.beta) for lin, bn, _ in self.blocks]
+        self.params = [p for lin, bn, _ in self.blocks for p in lin.parameters() + bn.parameters()]
+        # All running statistics live in one buffer (the BatchNorm layers keep views of it), and each step's batch
+        # statistics are written into a twin buffer, so one update covers every block.
+        self.running = torch.cat([t for bn in bns for t in (bn.running_mean, bn.running_var)])
+        self.batch_stats = torch.zeros_like(self.running)
+        self.batch_means, self.batch_vars, offset = [], [], 0
+        for bn in bns:
+            d = bn.running_mean.numel()
+            bn.running_mean, bn.running_var = self.running[offset:offset + d], self.running[offset + d:offset + 2 * d]
+            self.batch_means.append(self.batch_stats[offset:offset + d])
+            self.batch_vars.append(self.batch_stats[offset + d:offset + 2 * d])
+            offset += 2 * d
 
-    def parameters(self) -> list[torch.Tensor]:
-        return [p for lin, bn, _ in self.blocks for p in lin.parameters() + bn.parameters()]
-
-    def param_groups(self, params):
-        "Split the flat parameter list back into (W, b, gamma, beta) per block (b is None without bias)."
-        it = iter(params)
-        return [(next(it), next(it) if lin.bias is not None else None, next(it), next(it)) for lin, _, _ in self.blocks]
+    def parameters(self) -> list[torch.Tensor]: return list(self.params)
 
     @property
     def training(self) -> bool: return self.blocks[0][1].training
@@ -212,7 +225,7 @@ class FusedBlocks(Layer):
                 if layer is not None: layer.training = mode
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
-        if self.training: self.out = _FusedBlocksFn.apply(self, x, *self.parameters())
+        if self.training: self.out = _FusedBlocksFn.apply(self, x, *self.params)
         else:  # eval mode is not the hot loop: the plain layers do it
             for block in self.blocks:
                 for layer in block:

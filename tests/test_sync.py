@@ -1,0 +1,57 @@
+"""The committed files must be what the tools would write: the library is a fresh `nbdev_export` of the
+notebooks, the notebooks are `nbdev_clean`ed, and README.md is generated from nbs/index.ipynb.
+
+Each check runs the tool on a copy in a temporary directory, so it never touches the working tree."""
+import shutil, subprocess, sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+BIN = Path(sys.executable).parent
+
+
+def _copy_project(dest: Path) -> Path:
+    for name in ('settings.ini', 'setup.py', 'README.md'):
+        shutil.copy2(ROOT / name, dest / name)
+    shutil.copytree(ROOT / 'nbs', dest / 'nbs', ignore=shutil.ignore_patterns('.ipynb_checkpoints', '__pycache__'))
+    shutil.copytree(ROOT / 'mlp_names', dest / 'mlp_names', ignore=shutil.ignore_patterns('__pycache__'))
+    subprocess.run(['git', 'init', '-q'], cwd=dest, check=True)  # nbdev looks for the repository root
+    return dest
+
+
+def _files(folder: Path, pattern: str) -> dict:
+    return {p.relative_to(folder).as_posix(): p.read_bytes() for p in sorted(folder.glob(pattern))}
+
+
+def _tool(name: str) -> str:
+    exe = BIN / name
+    return str(exe) if exe.exists() else name
+
+
+def test_library_is_a_fresh_export(tmp_path):
+    proj = _copy_project(tmp_path)
+    subprocess.run([_tool('nbdev_export')], cwd=proj, check=True)
+    committed, exported = _files(ROOT / 'mlp_names', '*.py'), _files(proj / 'mlp_names', '*.py')
+    changed = sorted(k for k in committed.keys() | exported.keys() if committed.get(k) != exported.get(k))
+    assert not changed, f'nbdev_export changes {changed}: run `nbdev_export` and commit mlp_names/'
+
+
+def test_notebooks_are_clean(tmp_path):
+    proj = _copy_project(tmp_path)
+    subprocess.run([_tool('nbdev_clean')], cwd=proj, check=True)
+    before, after = _files(ROOT / 'nbs', '*.ipynb'), _files(proj / 'nbs', '*.ipynb')
+    changed = sorted(k for k in before if before[k] != after.get(k))
+    assert not changed, f'nbdev_clean changes {changed}: run `nbdev_clean` and commit the notebooks'
+
+
+def test_readme_is_generated_from_index():
+    result = subprocess.run([sys.executable, str(ROOT / 'tools' / 'make_readme.py'), '--check'],
+                            capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+
+
+def test_data_is_not_committed():
+    tracked = subprocess.run(['git', 'ls-files', 'data'], cwd=ROOT, capture_output=True, text=True).stdout.split()
+    if not tracked and not (ROOT / '.git').exists(): pytest.skip('not a git checkout')
+    assert 'data/names.txt' not in tracked
