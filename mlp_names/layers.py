@@ -170,9 +170,14 @@ def block_backward(dout, saved):
     return F.linear(dh, W), torch.mm(x.t(), dh), dh.sum(0), dgamma, dbeta
 
 # %% ../nbs/02_layers.ipynb 41
+def _accumulate(p: torch.Tensor, grad: torch.Tensor) -> None:
+    "Add `grad` into `p.grad`, as autograd would."
+    if p.grad is None: p.grad = grad
+    else: p.grad.add_(grad)
+
 class _FusedBlocksFn(torch.autograd.Function):
     @staticmethod
-    def forward(ctx, stack, x, *params):
+    def forward(ctx, stack, x):
         saved = []
         for (W, b, gamma, beta), slope, mean, var in zip(stack.groups, stack.slopes, stack.batch_means, stack.batch_vars):
             x, s = block_forward(x, W, b, gamma, beta, stack.eps, slope, mean, var)
@@ -184,11 +189,11 @@ class _FusedBlocksFn(torch.autograd.Function):
 
     @staticmethod
     def backward(ctx, dout):
-        grads = []
-        for s, has_bias in zip(reversed(ctx.saved), reversed(ctx.stack.has_bias)):
-            dout, dW, db, dgamma, dbeta = block_backward(dout, s)
-            grads = [dW] + ([db] if has_bias else []) + [dgamma, dbeta] + grads
-        return (None, dout, *grads)
+        for s, params in zip(reversed(ctx.saved), reversed(ctx.stack.groups)):
+            dout, *grads = block_backward(dout, s)
+            for p, grad in zip(params, grads):
+                if p is not None: _accumulate(p, grad)
+        return None, dout
 
 class FusedBlocks(Layer):
     "Consecutive Linear → BatchNorm1d (→ LeakyRelu) blocks run with the hand-derived backward pass."
@@ -199,7 +204,6 @@ class FusedBlocks(Layer):
             raise ValueError("fused BatchNorm1d layers must share eps and momentum")
         self.eps, self.momentum = bns[0].eps, bns[0].momentum
         self.slopes = [act.negative_slope if act is not None else None for _, _, act in self.blocks]
-        self.has_bias = [lin.bias is not None for lin, _, _ in self.blocks]
         self.groups = [(lin.weight, lin.bias, bn.gamma, bn.beta) for lin, bn, _ in self.blocks]
         self.params = [p for lin, bn, _ in self.blocks for p in lin.parameters() + bn.parameters()]
         # All running statistics live in one buffer (the BatchNorm layers keep views of it), and each step's batch
@@ -225,7 +229,9 @@ class FusedBlocks(Layer):
                 if layer is not None: layer.training = mode
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
-        if self.training: self.out = _FusedBlocksFn.apply(self, x, *self.params)
+        if self.training:
+            if not x.requires_grad: x = x.detach().requires_grad_()  # so that backward reaches this node
+            self.out = _FusedBlocksFn.apply(self, x)
         else:  # eval mode is not the hot loop: the plain layers do it
             for block in self.blocks:
                 for layer in block:
