@@ -326,11 +326,11 @@ def main(argv=None) -> int:
     print(f"machine: {cpu_name()}, {os.cpu_count()} cores, torch {first['torch']}, threads {args.threads}")
     print(f'steps {args.steps}, repeats {args.repeats} (interleaved), median ms/step')
     print()
-    print('| variant         | ms/step | vs original | train | val   | peak RSS MiB |')
-    print('|-----------------|--------:|------------:|------:|------:|-------------:|')
+    print('| variant          | ms/step | vs original | train | val   | peak RSS MiB |')
+    print('|------------------|--------:|------------:|------:|------:|-------------:|')
     for v in variants:
         s = summary[v]
-        print(f"| {VARIANTS[v]:<15} | {s['ms_per_step']:7.2f} | {s['ms_per_step'] / base:11.2f} | "
+        print(f"| {VARIANTS[v]:<16} | {s['ms_per_step']:7.2f} | {s['ms_per_step'] / base:11.2f} | "
               f"{s['train']:.3f} | {s['val']:.3f} | {s['peak_rss_mib']:12.0f} |")
     print()
     print(f"ratio mlp_names / original loop: {vs_orig:.3f}  (target <= {TARGETS['vs_original']})")

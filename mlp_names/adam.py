@@ -4,6 +4,7 @@
 
 # %% ../nbs/03_adam.ipynb 2
 from __future__ import annotations
+import math
 import torch
 
 # %% auto 0
@@ -65,8 +66,9 @@ class Adam:
         m.lerp_(g, 1 - self.beta1)                               # m = beta1 m + (1 - beta1) g
         v.mul_(self.beta2).addcmul_(g, g, value=1 - self.beta2)  # v = beta2 v + (1 - beta2) g²
         bias1, bias2 = 1 - self.beta1**self.t, 1 - self.beta2**self.t
-        denom = torch.div(v, bias2, out=self._denom).sqrt_().add_(self.eps)
-        self.flat.addcdiv_(m, denom, value=-self.lr / bias1)
+        # lr·m̂/(√v̂ + eps) with the bias corrections moved onto scalars: lr·(√bias2/bias1)·m/(√v + eps·√bias2)
+        denom = torch.sqrt(v, out=self._denom).add_(self.eps * math.sqrt(bias2))
+        self.flat.addcdiv_(m, denom, value=-self.lr * math.sqrt(bias2) / bias1)
 
     def state_dict(self) -> dict:
         "Step count, moments and hyperparameters: all an exact resume needs."

@@ -4,7 +4,7 @@
 
 # %% ../nbs/04_train.ipynb 2
 from __future__ import annotations
-import dataclasses, io, json, math, pickle, sys, time, warnings
+import copy, dataclasses, io, json, math, pickle, sys, time, warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 import torch
@@ -33,7 +33,7 @@ class TrainConfig:
     init_seed: int = 2147483647   # weights, then minibatches
     fused: bool = True            # hand-derived backward pass (02_layers); False: autograd through every layer
     threads: int = 1              # CPU threads while training
-    ud_every: int = 10            # record update:data ratios every this many steps
+    ud_every: int = 20            # record update:data ratios every this many steps
     checkpoint_every: int = 5000  # save the run every this many steps (0: only at the end)
 
     def __post_init__(self):
@@ -129,7 +129,7 @@ def new_run(config: TrainConfig, words: list[str], data_path=None) -> Run:
     g = torch.Generator().manual_seed(config.init_seed)
     model = build_model(config, vocab, g)
     opt = Adam(model.parameters(), lr=config.lr)
-    return Run(config, vocab, model, opt, g, data_path=None if data_path is None else str(data_path),
+    return Run(config, vocab, model, opt, g, data_path=None if data_path is None else str(Path(data_path).resolve()),
                data_sha256=_words_sha256(words))
 
 # %% ../nbs/04_train.ipynb 20
@@ -273,7 +273,7 @@ def fold_batchnorm(model: Sequential) -> Sequential:
             bias = lin.bias if lin.bias is not None else torch.zeros_like(layer.beta)
             folded.weight, folded.bias = lin.weight * k, (bias - layer.running_mean) * k + layer.beta
             layers.append(folded)
-        else: layers.append(layer)
+        else: layers.append(copy.copy(layer))  # shares the tensors, keeps its own `.out`
     return Sequential(layers)  # no BatchNorm left: the same in training and eval mode
 
 # %% ../nbs/04_train.ipynb 27
