@@ -18,6 +18,8 @@ $(VENV)/.setup: $(BIN)/python setup.py settings.ini
 
 $(VENV)/.setup-dev: $(VENV)/.setup
 	$(BIN)/pip install -q -e ".[dev]"
+	# build matplotlib's font cache now: its one-time notice would otherwise appear in a notebook's output
+	$(BIN)/python -c "import matplotlib.pyplot"
 	touch $@
 
 setup: $(VENV)/.setup

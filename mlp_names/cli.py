@@ -4,7 +4,7 @@
 
 # %% ../nbs/06_cli.ipynb 2
 from __future__ import annotations
-import argparse, json, sys
+import argparse, json, os, sys
 from pathlib import Path
 import mlp_names
 from .dataset import load_words
@@ -132,6 +132,9 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         COMMANDS[args.command](args)
+    except BrokenPipeError:  # the reader went away (`mlp-names sample | head`): stop quietly
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 1
     except (ValueError, OSError) as e:
         print(f'mlp-names {args.command}: error: {e}', file=sys.stderr)
         return 1
