@@ -8,7 +8,7 @@ import argparse, json, os, sys
 from pathlib import Path
 import mlp_names
 from .dataset import load_words
-from .train import RUN_FILE, TrainConfig, load_run, sample, split_words, train
+from .train import RUN_FILE, TrainConfig, load_run, sample, train
 
 # %% auto 0
 __all__ = ['CONFIG_FLAGS', 'COMMANDS', 'build_parser', 'cmd_train', 'cmd_sample', 'cmd_evaluate', 'cmd_plot', 'main']

@@ -11,7 +11,7 @@ import torch.nn.functional as F
 from matplotlib.figure import Figure
 from .dataset import atomic_write_bytes
 from .layers import LeakyRelu, Sequential
-from .train import Run, TrainConfig, load_run, train
+from .train import Run
 
 # %% auto 0
 __all__ = ['GRAPH_FILES', 'inspect_batch', 'activation_stats', 'plot_activations', 'gradient_stats', 'plot_gradients',
@@ -113,8 +113,8 @@ def plot_update_ratios(run: Run) -> Figure:
     "Graph 4: log10 update:data ratio of every 2-D parameter over training, with the 1e-3 guide."
     fig = Figure(figsize=(12, 4), layout='constrained')
     ax = fig.subplots()
-    steps = run.history['ud_steps'][:-(-run.step // run.config.ud_every)]
-    ud = run.history['ud'][:len(steps)]
+    ud = run.history['ud'][:-(-run.step // run.config.ud_every)]   # the rows recorded so far
+    steps = torch.arange(len(ud)) * run.config.ud_every
     params = run.model.parameters()
     labels = dict((id(p), label) for label, p in _matrices(run.model))
     for k, p in enumerate(params):

@@ -4,7 +4,7 @@
 
 # %% ../nbs/04_train.ipynb 2
 from __future__ import annotations
-import copy, dataclasses, io, json, math, pickle, sys, time, warnings
+import copy, dataclasses, io, json, math, pickle, sys, warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 import torch
@@ -99,7 +99,7 @@ class Run:
     optimizer: Adam
     generator: torch.Generator
     step: int = 0
-    history: dict = field(default_factory=dict)   # 'loss': log10 loss per step; 'ud', 'ud_steps'
+    history: dict = field(default_factory=dict)   # 'loss': log10 loss per step; 'ud': every ud_every steps
     data_path: str | None = None                  # None: names.txt as `load_words()` finds it
     data_sha256: str | None = None
 
@@ -162,7 +162,6 @@ def train(config: TrainConfig | None = None, words: list[str] | None = None, *, 
     losses = hist.get('loss', torch.empty(0))[:run.step].tolist()  # a list while training: appending is cheap
     n_ud = -(-config.max_steps // config.ud_every)
     hist['ud'] = _grow(hist.get('ud', torch.empty(0, len(params))), n_ud)
-    hist['ud_steps'] = torch.arange(n_ud) * config.ud_every
     interactive = sys.stdout.isatty() if progress is None else progress
     bar = None
     if interactive and run.step < config.max_steps:
