@@ -3,8 +3,13 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 TORCH := torch==2.13.0
+# where pip looks for torch: PyPI's default index serves a CUDA build on Linux; for the CPU-only build use
+# `make setup TORCH_INDEX=https://download.pytorch.org/whl/cpu` (or set it in the environment)
+TORCH_INDEX ?=
+# extra arguments for `make train`, e.g. `make train ARGS="--force"` or `make train ARGS="--resume --steps 40000"`
+ARGS ?=
 
-.PHONY: setup setup-dev train test readme notebooks bench clean-venv
+.PHONY: setup setup-dev train test readme notebooks bench docs docs-check clean-venv
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -12,7 +17,7 @@ $(BIN)/python:
 
 # torch is pinned and installed first: an unpinned torch would pull a CUDA build of several GB
 $(VENV)/.setup: $(BIN)/python setup.py settings.ini
-	$(BIN)/pip install -q $(TORCH)
+	$(BIN)/pip install -q $(if $(TORCH_INDEX),--index-url $(TORCH_INDEX)) $(TORCH)
 	$(BIN)/pip install -q -e .
 	touch $@
 
@@ -27,7 +32,7 @@ setup-dev: $(VENV)/.setup-dev
 
 # the main job: train the default model on names.txt, print losses and sample names
 train: setup
-	$(BIN)/mlp-names train
+	$(BIN)/mlp-names train $(ARGS)
 
 # the test command: every notebook under nbval, the sync checks, the install and CLI tests
 test: setup-dev
@@ -47,3 +52,12 @@ notebooks: setup-dev
 
 bench: setup
 	$(BIN)/python bench/benchmark.py
+
+# the book as a website in _docs/ (open _docs/index.html), from the notebooks' stored outputs: nothing re-runs
+docs: setup-dev
+	$(BIN)/python tools/build_docs.py
+
+# every page in headless Chromium from file://: fails on a console error, an image that does not load or a TeX
+# error; screenshots go to _docs/screens/. Needs Debian's Chromium: apt-get update && apt-get install -y chromium
+docs-check: docs
+	$(BIN)/python tools/check_docs.py

@@ -12,3 +12,17 @@ def pytest_collection_modifyitems(items):
         cell = getattr(item, 'cell', None)  # nbval's notebook-cell items carry their reference cell
         if cell is not None and cell.get('cell_type') == 'code' and cell.get('execution_count') is None:
             cell['execution_count'] = 1
+
+
+def pytest_sessionstart(session):
+    """The notebooks need names.txt in data/: provide it once, or stop at once with what to do."""
+    import shutil
+    from pathlib import Path
+    import pytest
+    target = Path(__file__).resolve().parent / 'data' / 'names.txt'
+    if target.is_file(): return
+    try:
+        from mlp_names.files import atomic_write_bytes, names_path
+        atomic_write_bytes(target, names_path().read_bytes())
+    except Exception as e:
+        pytest.exit(f'the tests need data/names.txt and could not get it: {e}', returncode=1)

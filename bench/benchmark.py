@@ -33,7 +33,8 @@ def peak_rss_mib() -> float:
 
 def load_splits(data_path: str):
     "Words plus train/val tensors, made by mlp_names exactly as its own training makes them."
-    from mlp_names.dataset import load_words, split_words, build_dataset
+    from mlp_names.files import load_words
+    from mlp_names.dataset import split_words, build_dataset
     from mlp_names.vocab import Vocab
     words = load_words(data_path)
     vocab = Vocab.from_words(words)
@@ -193,8 +194,9 @@ def torch_nn_run(steps: int, data_path: str) -> dict:
 # (1) / (4) The project's own training, fused (default) or plain autograd.
 # ---------------------------------------------------------------------------------------------
 def mlp_names_run(steps: int, threads: int, data_path: str, fused: bool, do_sample: bool, nudge: bool = False) -> dict:
-    from mlp_names.dataset import load_words
-    from mlp_names.train import TrainConfig, new_run, train, evaluate, sample
+    from mlp_names.files import load_words
+    from mlp_names.train import TrainConfig, RecordUpdateRatios, new_run, fit, evaluate
+    from mlp_names.sampling import sample as sample_names
     words = load_words(data_path)
     config = TrainConfig(max_steps=steps, threads=threads, fused=fused)
     run = new_run(config, words)                  # model/optimizer setup is outside the timing, as for the others
@@ -202,12 +204,13 @@ def mlp_names_run(steps: int, threads: int, data_path: str, fused: bool, do_samp
         with torch.no_grad():
             w = run.model[5].weight
             w[0, 0] = torch.nextafter(w[0, 0], torch.tensor(float('inf')))
+    def sample(model, vocab, **kw): return sample_names(model, vocab, config.block_size, **kw)
     t0 = time.perf_counter()
-    train(config, words, run=run, log_every=0, progress=False)   # update-ratio history stays on (ud_every)
+    fit(run, *run.splits(words)['train'], steps, [RecordUpdateRatios()])   # update-ratio history stays on (ud_every)
     call_s = time.perf_counter() - t0
     rss = peak_rss_mib()
     assert run.step == steps, f'train stopped at step {run.step}, expected {steps}'
-    # train() builds the train/val/test tensors itself (run.splits) before its loop; the other
+    # the timed call above also built the train/val/test tensors (run.splits); the other
     # variants build theirs outside their timed loop. So time that same call here and subtract it.
     t0 = time.perf_counter()
     splits = run.splits(words)
@@ -283,7 +286,7 @@ def main(argv=None) -> int:
         child_main(args)
         return 0
 
-    from mlp_names.dataset import names_path
+    from mlp_names.files import names_path
     # resolve the data once so that every child reads the same file, wherever it is started from
     data_path = str(Path(args.data).resolve() if args.data else names_path().resolve())
     variants = ['mlp_names', 'original', 'torch_nn'] + (['plain', 'nudged'] if args.with_plain else [])

@@ -9,9 +9,10 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 from matplotlib.figure import Figure
-from .dataset import atomic_write_bytes
+from .files import atomic_write_bytes
 from .layers import LeakyRelu, Sequential
 from .train import Run
+from .runs import run_words
 
 # %% auto 0
 __all__ = ['GRAPH_FILES', 'inspect_batch', 'activation_stats', 'plot_activations', 'gradient_stats', 'plot_gradients',
@@ -20,7 +21,7 @@ __all__ = ['GRAPH_FILES', 'inspect_batch', 'activation_stats', 'plot_activations
 # %% ../nbs/05_diagnostics.ipynb 7
 def inspect_batch(run: Run, words: list[str] | None = None, batch_size: int = 512, seed: int = 0) -> float:
     "Forward and backward one training batch through the plain layers, keeping every layer's `.out` and its grad."
-    X, Y = run.splits(words if words is not None else run.words())['train']
+    X, Y = run.splits(words if words is not None else run_words(run))['train']
     ix = torch.randint(0, len(X), (batch_size,), generator=torch.Generator().manual_seed(seed))
     model = run.model
     buffers = model.state_dict()
@@ -113,7 +114,7 @@ def plot_update_ratios(run: Run) -> Figure:
     "Graph 4: log10 update:data ratio of every 2-D parameter over training, with the 1e-3 guide."
     fig = Figure(figsize=(12, 4), layout='constrained')
     ax = fig.subplots()
-    ud = run.history['ud'][:-(-run.step // run.config.ud_every)]   # the rows recorded so far
+    ud = torch.stack(run.history['ud'])
     steps = torch.arange(len(ud)) * run.config.ud_every
     params = run.model.parameters()
     labels = dict((id(p), label) for label, p in _matrices(run.model))
@@ -127,7 +128,7 @@ def plot_update_ratios(run: Run) -> Figure:
 # %% ../nbs/05_diagnostics.ipynb 27
 def plot_loss(run: Run, window: int = 200) -> Figure:
     "Training loss (log10) averaged over windows of `window` steps."
-    loss = run.history['loss'][:run.step]
+    loss = torch.tensor(run.history['loss'])
     n = len(loss) // window * window
     if n == 0: window, n = 1, len(loss)
     curve = loss[:n].view(-1, window).mean(1)

@@ -9,8 +9,7 @@ import torch
 import torch.nn.functional as F
 
 # %% auto 0
-__all__ = ['LEAKY_GAIN', 'Layer', 'Linear', 'BatchNorm1d', 'LeakyRelu', 'Embedding', 'Flatten', 'Sequential', 'block_forward',
-           'block_backward', 'FusedBlocks', 'fuse']
+__all__ = ['LEAKY_GAIN', 'Layer', 'Linear', 'BatchNorm1d', 'LeakyRelu', 'Embedding', 'Flatten', 'Sequential', 'max_param_diff']
 
 # %% ../nbs/02_layers.ipynb 6
 class Layer:
@@ -145,115 +144,8 @@ class Sequential(Layer):
 LEAKY_GAIN = math.sqrt(2 / (1 + 0.01**2))
 
 # %% ../nbs/02_layers.ipynb 39
-def block_forward(x, W, b, gamma, beta, eps: float, negative_slope: float | None, mean_out, var_out):
-    "Linear → BatchNorm1d (batch statistics) → optional LeakyRelu; the batch mean and variance go to `mean_out`, `var_out`."
-    h = torch.addmm(b, x, W) if b is not None else torch.mm(x, W)
-    n = h.shape[0]
-    hc = h - torch.mean(h, 0, out=mean_out)
-    var = torch.sum(hc * hc, 0, out=var_out).div_(n - 1)   # unbiased, as the original
-    s = (var + eps).rsqrt_()
-    hhat = hc.mul_(s)
-    out = torch.addcmul(beta, gamma, hhat)
-    if negative_slope is not None: F.leaky_relu(out, negative_slope, inplace=True)
-    return out, (x, W, gamma, hhat, s, out, negative_slope)
-
-_leaky_relu_backward = torch.ops.aten.leaky_relu_backward.default  # δo where o > 0, slope·δo elsewhere
-
-def block_backward(dout, saved):
-    "Gradients (dx, dW, db, dgamma, dbeta) of a block, from the formulas above."
-    x, W, gamma, hhat, s, out, negative_slope = saved
-    n = hhat.shape[0]
-    dy = dout if negative_slope is None else _leaky_relu_backward(dout, out, negative_slope, True)
-    dgamma = (dy * hhat).sum(0)
-    dbeta = dy.sum(0)
-    dh = torch.addcmul(dy, hhat, dgamma, value=-1 / (n - 1)).sub_(dbeta, alpha=1 / n).mul_(gamma * s)
-    return F.linear(dh, W), torch.mm(x.t(), dh), dh.sum(0), dgamma, dbeta
-
-# %% ../nbs/02_layers.ipynb 41
-def _accumulate(p: torch.Tensor, grad: torch.Tensor) -> None:
-    "Add `grad` into `p.grad`, as autograd would."
-    if p.grad is None: p.grad = grad
-    else: p.grad.add_(grad)
-
-class _FusedBlocksFn(torch.autograd.Function):
-    @staticmethod
-    def forward(ctx, stack, x):
-        saved = []
-        for (W, b, gamma, beta), slope, mean, var in zip(stack.groups, stack.slopes, stack.batch_means, stack.batch_vars):
-            x, s = block_forward(x, W, b, gamma, beta, stack.eps, slope, mean, var)
-            saved.append(s)
-        with torch.no_grad():  # every block's running statistics in two operations
-            stack.running.mul_(1 - stack.momentum).add_(stack.batch_stats, alpha=stack.momentum)
-        ctx.saved, ctx.stack = saved, stack
-        return x
-
-    @staticmethod
-    def backward(ctx, dout):
-        for s, params in zip(reversed(ctx.saved), reversed(ctx.stack.groups)):
-            dout, *grads = block_backward(dout, s)
-            for p, grad in zip(params, grads):
-                if p is not None: _accumulate(p, grad)
-        return None, dout
-
-class FusedBlocks(Layer):
-    "Consecutive Linear → BatchNorm1d (→ LeakyRelu) blocks run with the hand-derived backward pass."
-    def __init__(self, blocks: list[tuple]):
-        self.blocks = [(lin, bn, act) for lin, bn, act in blocks]
-        bns = [bn for _, bn, _ in self.blocks]
-        if len({(bn.eps, bn.momentum) for bn in bns}) != 1:
-            raise ValueError("fused BatchNorm1d layers must share eps and momentum")
-        self.eps, self.momentum = bns[0].eps, bns[0].momentum
-        self.slopes = [act.negative_slope if act is not None else None for _, _, act in self.blocks]
-        self.groups = [(lin.weight, lin.bias, bn.gamma, bn.beta) for lin, bn, _ in self.blocks]
-        self.params = [p for lin, bn, _ in self.blocks for p in lin.parameters() + bn.parameters()]
-        # All running statistics live in one buffer (the BatchNorm layers keep views of it), and each step's batch
-        # statistics are written into a twin buffer, so one update covers every block.
-        self.running = torch.cat([t for bn in bns for t in (bn.running_mean, bn.running_var)])
-        self.batch_stats = torch.zeros_like(self.running)
-        self.batch_means, self.batch_vars, offset = [], [], 0
-        for bn in bns:
-            d = bn.running_mean.numel()
-            bn.running_mean, bn.running_var = self.running[offset:offset + d], self.running[offset + d:offset + 2 * d]
-            self.batch_means.append(self.batch_stats[offset:offset + d])
-            self.batch_vars.append(self.batch_stats[offset + d:offset + 2 * d])
-            offset += 2 * d
-
-    def parameters(self) -> list[torch.Tensor]: return list(self.params)
-
-    @property
-    def training(self) -> bool: return self.blocks[0][1].training
-    @training.setter
-    def training(self, mode: bool):
-        for block in self.blocks:
-            for layer in block:
-                if layer is not None: layer.training = mode
-
-    def __call__(self, x: torch.Tensor) -> torch.Tensor:
-        if self.training:
-            if not x.requires_grad: x = x.detach().requires_grad_()  # so that backward reaches this node
-            self.out = _FusedBlocksFn.apply(self, x)
-        else:  # eval mode is not the hot loop: the plain layers do it
-            for block in self.blocks:
-                for layer in block:
-                    if layer is not None: x = layer(x)
-            self.out = x
-        return self.out
-
-    def __repr__(self) -> str: return f'FusedBlocks({len(self.blocks)} blocks)'
-
-def fuse(model: Sequential) -> Sequential:
-    "A view of `model` whose Linear → BatchNorm1d (→ LeakyRelu) runs are `FusedBlocks`; tensors are shared."
-    layers, blocks, i = [], [], 0
-    L = model.layers
-    while i < len(L):
-        if isinstance(L[i], Linear) and i + 1 < len(L) and isinstance(L[i + 1], BatchNorm1d):
-            act = L[i + 2] if i + 2 < len(L) and isinstance(L[i + 2], LeakyRelu) else None
-            blocks.append((L[i], L[i + 1], act))
-            i += 3 if act is not None else 2
-        else:
-            if blocks: layers.append(FusedBlocks(blocks)); blocks = []
-            layers.append(L[i]); i += 1
-    if blocks: layers.append(FusedBlocks(blocks))
-    fused = Sequential(layers)
-    fused.training = model.training
-    return fused
+def max_param_diff(a: Sequential, b: Sequential) -> float:
+    "The largest absolute difference between the parameters and buffers of two models of the same shape."
+    sa, sb = a.state_dict(), b.state_dict()
+    if sa.keys() != sb.keys(): raise ValueError(f'the models differ in their tensors: {sorted(sa.keys() ^ sb.keys())}')
+    return max((sa[k].float() - sb[k].float()).abs().max().item() for k in sa)

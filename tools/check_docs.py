@@ -1,0 +1,198 @@
+"""Open every page of the built site in headless Chromium, from file://, and screenshot it.
+
+`python tools/check_docs.py [--site _docs]` loads each *.html page of the site, waits for MathJax, saves a
+full-page screenshot to <site>/screens/<page>.png, and exits non-zero if a page logged a console error, threw,
+failed to load a file, showed an image that did not load, or has math that MathJax could not typeset.
+It drives Debian's Chromium (`apt-get install -y chromium`) through the DevTools protocol.
+"""
+import argparse, base64, itertools, json, os, shutil, subprocess, sys, tempfile, time, urllib.request
+from pathlib import Path
+
+try:
+    import websocket  # websocket-client, a pinned dev requirement
+except ImportError:
+    sys.exit('check_docs: error: websocket-client is missing: run `make setup-dev`')
+
+ROOT = Path(__file__).resolve().parent.parent
+BROWSERS = ('chromium', 'chromium-browser', 'google-chrome', 'google-chrome-stable')
+INSTALL_HINT = 'install Debian\'s Chromium with `apt-get update && apt-get install -y chromium`, or pass --browser PATH'
+WIDTH, HEIGHT = 1280, 900
+PAGE_TIMEOUT = 60  # seconds for one page to load and typeset
+
+# runs in the page after load: MathJax's typesetting finished, then what did not render
+PAGE_PROBLEMS = '''(async () => {
+  if (window.MathJax && MathJax.startup && MathJax.startup.promise) await MathJax.startup.promise;
+  const problems = [];
+  for (const img of document.images)
+    if (!(img.complete && img.naturalWidth > 0)) problems.push('image did not load: ' + img.getAttribute('src'));
+  for (const e of document.querySelectorAll('[data-mjx-error]'))
+    problems.push('math error: ' + e.getAttribute('data-mjx-error'));
+  if (document.querySelector('script[src*="mathjax"]') && !window.MathJax?.startup?.document)
+    problems.push('MathJax did not start');
+  return [...new Set(problems)];
+})()'''
+
+
+class Browser:
+    """One headless Chromium with one tab, spoken to over the DevTools protocol."""
+
+    def __init__(self, exe: str):
+        self.profile = tempfile.mkdtemp(prefix='check_docs-')
+        # --no-sandbox: Chromium refuses to start its sandbox as root (containers, CI)
+        args = [exe, '--headless=new', '--no-sandbox', '--disable-gpu', '--hide-scrollbars', '--no-first-run',
+                '--remote-debugging-port=0', f'--user-data-dir={self.profile}', f'--window-size={WIDTH},{HEIGHT}',
+                'about:blank']
+        self.proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        self.ids = itertools.count(1)
+        self.events = []
+        try:
+            self.ws = websocket.create_connection(self._page_url(), timeout=PAGE_TIMEOUT, suppress_origin=True)
+        except Exception:
+            self.close()
+            raise
+
+    def _page_url(self) -> str:
+        # Chromium writes the port it chose to DevToolsActivePort; /json/list then names the tab's socket
+        port_file = Path(self.profile) / 'DevToolsActivePort'
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f'Chromium exited at start with code {self.proc.returncode}')
+            if port_file.exists() and port_file.read_text().strip():
+                port = port_file.read_text().split()[0]
+                with urllib.request.urlopen(f'http://127.0.0.1:{port}/json/list', timeout=10) as r:
+                    tabs = [t for t in json.load(r) if t.get('type') == 'page']
+                if tabs:
+                    return tabs[0]['webSocketDebuggerUrl']
+            time.sleep(0.1)
+        raise RuntimeError('Chromium did not open its DevTools port within 30 s')
+
+    def call(self, method: str, **params):
+        """Send one command and return its result; events that arrive meanwhile are kept in self.events."""
+        msg_id = next(self.ids)
+        self.ws.send(json.dumps({'id': msg_id, 'method': method, 'params': params}))
+        while True:
+            msg = json.loads(self.ws.recv())
+            if msg.get('id') == msg_id:
+                if 'error' in msg:
+                    raise RuntimeError(f'{method}: {msg["error"].get("message")}')
+                return msg.get('result', {})
+            if 'method' in msg:
+                self.events.append(msg)
+
+    def wait_for(self, event: str, timeout: float):
+        deadline = time.monotonic() + timeout
+        while not any(e['method'] == event for e in self.events):
+            self.ws.settimeout(max(0.1, deadline - time.monotonic()))
+            try:
+                msg = json.loads(self.ws.recv())
+            except websocket.WebSocketTimeoutException:
+                raise RuntimeError(f'no {event} within {timeout:.0f} s')
+            finally:
+                self.ws.settimeout(PAGE_TIMEOUT)
+            if 'method' in msg:
+                self.events.append(msg)
+
+    def close(self):
+        try:
+            self.ws.close()
+        except Exception:
+            pass
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+        shutil.rmtree(self.profile, ignore_errors=True)
+
+
+def console_errors(events: list) -> list:
+    """The errors a page reported: console.error, uncaught exceptions, and the browser's log (failed loads)."""
+    found = []
+    for e in events:
+        p = e.get('params', {})
+        if e['method'] == 'Runtime.consoleAPICalled' and p.get('type') in ('error', 'assert'):
+            found.append('console error: ' + ' '.join(str(a.get('value', a.get('description', ''))) for a in p.get('args', [])))
+        elif e['method'] == 'Runtime.exceptionThrown':
+            d = p.get('exceptionDetails', {})
+            found.append('uncaught: ' + (d.get('exception', {}).get('description') or d.get('text', '')).splitlines()[0])
+        elif e['method'] == 'Log.entryAdded' and p.get('entry', {}).get('level') == 'error':
+            entry = p['entry']
+            found.append(f'console error: {entry.get("text", "")} {entry.get("url", "")}'.strip())
+    return list(dict.fromkeys(found))  # Chromium may report one error through two channels
+
+
+def check_page(browser: Browser, page: Path, shot: Path) -> list:
+    browser.events.clear()
+    browser.call('Page.navigate', url=page.resolve().as_uri())
+    browser.wait_for('Page.loadEventFired', PAGE_TIMEOUT)
+    result = browser.call('Runtime.evaluate', expression=PAGE_PROBLEMS, awaitPromise=True, returnByValue=True)
+    if 'exceptionDetails' in result:
+        problems = ['page check failed: ' + result['exceptionDetails'].get('text', '')]
+    else:
+        problems = list(result['result'].get('value') or [])
+    # full page: let the viewport grow to the page's height for the shot, then restore it
+    size = browser.call('Page.getLayoutMetrics')['cssContentSize']
+    height = max(HEIGHT, int(size['height']))
+    browser.call('Emulation.setDeviceMetricsOverride', width=WIDTH, height=height, deviceScaleFactor=1, mobile=False)
+    try:
+        png = browser.call('Page.captureScreenshot', format='png', captureBeyondViewport=True)['data']
+    finally:
+        browser.call('Emulation.clearDeviceMetricsOverride')
+    shot.parent.mkdir(parents=True, exist_ok=True)
+    tmp = shot.with_suffix('.png.tmp')
+    tmp.write_bytes(base64.b64decode(png))
+    os.replace(tmp, shot)
+    return console_errors(browser.events) + problems
+
+
+def find_browser(given: str | None) -> str:
+    if given:
+        if not (Path(given).is_file() or shutil.which(given)):
+            sys.exit(f'check_docs: error: no browser at {given}')
+        return given
+    for name in BROWSERS:
+        if shutil.which(name):
+            return shutil.which(name)
+    sys.exit(f'check_docs: error: Chromium not found: {INSTALL_HINT}')
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument('--site', type=Path, default=ROOT / '_docs', help='the built site (default: _docs)')
+    ap.add_argument('--screens', type=Path, default=None, help='where screenshots go (default: SITE/screens)')
+    ap.add_argument('--browser', default=None, help='Chromium executable (default: found on PATH)')
+    args = ap.parse_args()
+    pages = sorted(args.site.glob('*.html'))
+    if not pages:
+        sys.exit(f'check_docs: error: no pages in {args.site}: run `make docs` first')
+    screens = args.screens or args.site / 'screens'
+    exe = find_browser(args.browser)
+    try:
+        browser = Browser(exe)
+    except (OSError, RuntimeError, websocket.WebSocketException) as e:
+        sys.exit(f'check_docs: error: could not drive {exe}: {e}')
+    failed = 0
+    try:
+        for domain in ('Page', 'Runtime', 'Log'):
+            browser.call(f'{domain}.enable')
+        for page in pages:
+            shot = screens / f'{page.stem}.png'
+            try:
+                problems = check_page(browser, page, shot)
+            except RuntimeError as e:
+                problems = [str(e)]
+            failed += bool(problems)
+            print(f'{"FAIL" if problems else "ok  "} {page.name}' + ('' if problems else f'  -> {shot}'))
+            for p in problems:
+                print(f'     {p}')
+    finally:
+        browser.close()
+    print(f'check_docs: {len(pages) - failed} of {len(pages)} pages ok; screenshots in {screens}')
+    if failed:
+        sys.exit(1)
+
+
+if __name__ == '__main__':
+    main()
