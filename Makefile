@@ -9,7 +9,7 @@ TORCH_INDEX ?=
 # extra arguments for `make train`, e.g. `make train ARGS="--force"` or `make train ARGS="--resume --steps 40000"`
 ARGS ?=
 
-.PHONY: setup setup-dev train test readme notebooks bench docs docs-check clean-venv
+.PHONY: setup setup-dev train test readme notebooks bench results docs docs-check clean-venv
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -52,6 +52,11 @@ notebooks: setup-dev
 
 bench: setup
 	$(BIN)/python bench/benchmark.py
+
+# full runs of every preset of chapter 05a, each `mlp-names train --preset NAME` in a fresh process (about 15
+# minutes on 2 cores); prints the table of losses, times and sample novelty that the README quotes
+results: setup
+	$(BIN)/python bench/results.py --markdown bench/results.md
 
 # the book as a website in _docs/ (open _docs/index.html), from the notebooks' stored outputs: nothing re-runs
 docs: setup-dev

@@ -22,7 +22,8 @@ RESULT_TAG = 'BENCH_RESULT '        # marks the child's one JSON line on stdout
 # name used on the command line -> label in the table; 'original' is the baseline of "vs original"
 VARIANTS = {'mlp_names': 'mlp_names', 'original': 'original loop', 'torch_nn': 'torch.nn',
             'plain': 'mlp_names plain', 'nudged': 'mlp_names nudged'}
-TARGETS = {'vs_original': 0.33, 'vs_torch_nn': 0.8, 'sampling_s': 0.5, 'plain_val_diff': 1e-3}
+TARGETS = {'vs_original': 0.33, 'vs_torch_nn': 0.8, 'sampling_s': 0.5, 'constrained_sampling_s': 1.0, 'scoring_s': 1.0,
+           'plain_val_diff': 1e-3}
 
 
 def peak_rss_mib() -> float:
@@ -196,7 +197,8 @@ def torch_nn_run(steps: int, data_path: str) -> dict:
 def mlp_names_run(steps: int, threads: int, data_path: str, fused: bool, do_sample: bool, nudge: bool = False) -> dict:
     from mlp_names.files import load_words
     from mlp_names.train import TrainConfig, RecordUpdateRatios, new_run, fit, evaluate
-    from mlp_names.sampling import sample as sample_names
+    from mlp_names.sampling import sample as sample_names, score
+    from mlp_names.dataset import split_words
     words = load_words(data_path)
     config = TrainConfig(max_steps=steps, threads=threads, fused=fused)
     run = new_run(config, words)                  # model/optimizer setup is outside the timing, as for the others
@@ -227,6 +229,19 @@ def mlp_names_run(steps: int, threads: int, data_path: str, fused: bool, do_samp
             sample(run.model, run.vocab, n=10000, seed=0)
             times.append(time.perf_counter() - t0)
         out['sampling_s'] = statistics.median(times)
+        # what `mlp-names sample -n 10000 --prefix a --min-len 5 --novel --unique` and `mlp-names score` do
+        train_words, val_words, _ = split_words(words, config.split_seed)
+        train_set = set(train_words)
+        def constrained(): sample(run.model, run.vocab, n=10000, seed=0, prefix='a', min_len=5, exclude=train_set, unique=True)
+        def scoring(): score(run.model, run.vocab, config.block_size, words[:10000], reference=val_words)
+        for key, job in (('constrained_sampling_s', constrained), ('scoring_s', scoring)):
+            job()                                              # warm-up call, not counted
+            times = []
+            for _ in range(3):
+                t0 = time.perf_counter()
+                job()
+                times.append(time.perf_counter() - t0)
+            out[key] = statistics.median(times)
     return out
 
 
@@ -323,6 +338,7 @@ def main(argv=None) -> int:
     vs_orig = summary['mlp_names']['ms_per_step'] / base
     vs_nn = summary['mlp_names']['ms_per_step'] / summary['torch_nn']['ms_per_step']
     sampling_s = runs['mlp_names'][0]['sampling_s']
+    constrained_s, scoring_s = runs['mlp_names'][0]['constrained_sampling_s'], runs['mlp_names'][0]['scoring_s']
     plain_diff = abs(summary['mlp_names']['val'] - summary['plain']['val']) if 'plain' in summary else None
 
     first = runs['mlp_names'][0]
@@ -346,6 +362,9 @@ def main(argv=None) -> int:
         nudge_diff = abs(summary['mlp_names']['val'] - summary['nudged']['val'])
         print(f"noise floor: one weight moved by 1 ulp before training changes the final val loss by {nudge_diff:.2e}")
     print(f"sampling 10,000 names: {sampling_s:.3f} s (target < {TARGETS['sampling_s']} s)")
+    print(f"sampling 10,000 names with prefix, min length, novel and unique: {constrained_s:.3f} s "
+          f"(target < {TARGETS['constrained_sampling_s']} s)")
+    print(f"scoring 10,000 names against the validation names: {scoring_s:.3f} s (target < {TARGETS['scoring_s']} s)")
     print(f'(mlp_names: ms/step excludes the {first["data_s"]:.2f} s train() spends building its datasets; '
           f'total wall time {time.perf_counter() - t_start:.0f} s)', file=sys.stderr)
 
@@ -353,6 +372,8 @@ def main(argv=None) -> int:
     if vs_orig > TARGETS['vs_original']: failed.append('mlp_names / original loop')
     if vs_nn > TARGETS['vs_torch_nn']: failed.append('mlp_names / torch.nn')
     if not sampling_s < TARGETS['sampling_s']: failed.append('sampling time')
+    if not constrained_s < TARGETS['constrained_sampling_s']: failed.append('constrained sampling time')
+    if not scoring_s < TARGETS['scoring_s']: failed.append('scoring time')
     if plain_diff is not None and not plain_diff < TARGETS['plain_val_diff']: failed.append('fused vs plain val')
 
     if args.json:
@@ -361,7 +382,8 @@ def main(argv=None) -> int:
                   'settings': {'steps': args.steps, 'repeats': args.repeats, 'threads': args.threads,
                                'data': data_path, 'with_plain': args.with_plain},
                   'summary': summary, 'ratios': {'mlp_names/original': vs_orig, 'mlp_names/torch_nn': vs_nn},
-                  'sampling_s': sampling_s, 'plain_val_diff': plain_diff, 'targets': TARGETS,
+                  'sampling_s': sampling_s, 'constrained_sampling_s': constrained_s, 'scoring_s': scoring_s,
+                  'plain_val_diff': plain_diff, 'targets': TARGETS,
                   'failed_targets': failed, 'runs': runs}
         Path(args.json).parent.mkdir(parents=True, exist_ok=True)
         Path(args.json).write_text(json.dumps(report, indent=2) + '\n')

@@ -9,10 +9,10 @@ import torch
 import torch.nn.functional as F
 from fastcore.basics import patch
 from .layers import BatchNorm1d, Embedding, Flatten, LeakyRelu, Linear, Sequential
-from .adam import check_adam_state
+from .adam import Adam, check_adam_state
 
 # %% auto 0
-__all__ = ['grad_of', 'cross_entropy_with_grad', 'rebind_to_flat', 'FlatAdam', 'FastStep']
+__all__ = ['grad_of', 'cross_entropy_with_grad', 'rebind_to_flat', 'FlatAdam', 'PlainStep', 'FastStep']
 
 # %% ../nbs/03a_backward.ipynb 6
 def grad_of(p: torch.Tensor) -> torch.Tensor:
@@ -166,10 +166,24 @@ class FlatAdam:
             if k in state: setattr(self, k, float(state[k]))
 
 # %% ../nbs/03a_backward.ipynb 35
+class PlainStep:
+    "A training step through autograd: cross-entropy, `backward()`, and chapter 03's `Adam` (or `optimizer`)."
+    def __init__(self, model: Sequential, lr: float = 1e-3, optimizer: Adam | None = None):
+        self.model, self.optimizer = model, optimizer or Adam(model.parameters(), lr=lr)
+
+    def __call__(self, X: torch.Tensor, Y: torch.Tensor) -> float:
+        "Train on one batch; returns its loss."
+        loss = F.cross_entropy(self.model(X), Y)
+        self.optimizer.zero_grad()
+        loss.backward()
+        self.optimizer.step()
+        return loss.item()
+
+# %% ../nbs/03a_backward.ipynb 37
 class FastStep:
     "A training step by hand: forward, cross-entropy, backward and `FlatAdam`, with no autograd graph."
-    def __init__(self, model: Sequential, lr: float = 1e-3):
-        self.model, self.optimizer = model, FlatAdam(model.parameters(), lr=lr)
+    def __init__(self, model: Sequential, lr: float = 1e-3, optimizer: FlatAdam | None = None):
+        self.model, self.optimizer = model, optimizer or FlatAdam(model.parameters(), lr=lr)
 
     @torch.no_grad()
     def __call__(self, X: torch.Tensor, Y: torch.Tensor) -> float:

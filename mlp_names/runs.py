@@ -4,17 +4,18 @@
 
 # %% ../nbs/04a_runs.ipynb 3
 from __future__ import annotations
-import io, json, math, pickle, sys, warnings, signal, threading
+import inspect, io, json, math, os, pickle, sys, warnings, signal, threading
 from array import array
 from pathlib import Path
 import torch
 from .vocab import Vocab
 from .files import DirLock, atomic_write_bytes, names_path, read_words, sha256_of, stale_temporaries
-from .train import Callback, RecordUpdateRatios, Run, TrainConfig, build_model, fit, new_run, FastStep, PlainStep
+from .train import Callback, RecordUpdateRatios, Run, TrainConfig, build_model, evaluate, fit, make_step, new_run
 
 # %% auto 0
-__all__ = ['RUN_FILE', 'SUMMARY_FILE', 'RUN_FORMAT', 'RUN_VERSION', 'words_sha256', 'save_run', 'load_run', 'LogLines',
-           'ProgressBar', 'Checkpoint', 'StopOnInterrupt', 'job_callbacks', 'start_run', 'run_words', 'continue_run']
+__all__ = ['RUN_FILE', 'SUMMARY_FILE', 'RUN_FORMAT', 'RUN_VERSION', 'EVAL_ROWS', 'words_sha256', 'save_run', 'load_run',
+           'LogLines', 'ProgressBar', 'Checkpoint', 'StopOnInterrupt', 'job_callbacks', 'memory_needed', 'check_fits',
+           'start_run', 'run_words', 'continue_run']
 
 # %% ../nbs/04a_runs.ipynb 6
 RUN_FILE, SUMMARY_FILE, RUN_FORMAT, RUN_VERSION = 'run.pt', 'run.json', 'mlp_names.run', 2
@@ -78,7 +79,7 @@ def load_run(run_dir) -> Run:
             raise ValueError(f"step {step!r} does not match the {len(hist['loss'])} steps of its history")
         model = build_model(config, vocab, g := torch.Generator())
         model.load_state_dict(state['model'])
-        step_fn = (FastStep if config.fused else PlainStep)(model, lr=config.lr)
+        step_fn = make_step(config, model)
         step_fn.optimizer.load_state_dict(state['optimizer'])
         g.set_state(state['generator'])
         history = {'loss': array('f', hist['loss'].tolist()), 'ud': list(hist['ud'])}
@@ -127,7 +128,43 @@ def job_callbacks(run_dir, quiet: bool = False) -> list[Callback]:
     shown = [] if quiet else [ProgressBar() if sys.stdout.isatty() else LogLines()]
     return [RecordUpdateRatios(), *shown, StopOnInterrupt(), Checkpoint(run_dir)]
 
-# %% ../nbs/04a_runs.ipynb 16
+# %% ../nbs/04a_runs.ipynb 17
+EVAL_ROWS = inspect.signature(evaluate).parameters['batch_size'].default  # rows of one evaluation batch
+
+def memory_needed(config: TrainConfig, vocab_size: int, n_examples: int = 0) -> dict[str, int]:
+    "Roughly how many bytes a run of `config` holds at its largest, by part."
+    V, E, H, T, B = vocab_size, config.n_embd, config.n_hidden, config.block_size, config.batch_size
+    m = getattr(config, 'merge', 0)
+    merges = [T] if m < 2 else [m] * max(1, round(math.log(T, m)))
+    widths = [(E if i == 0 else H) * (merges[i] if i < len(merges) else 1) for i in range(config.n_layers)]
+    shrink = [math.prod(merges[:i + 1]) for i in range(config.n_layers)]  # rows of layer i: rows * T / shrink[i]
+    n_params = V * E + sum(w * H + 3 * H for w in widths) + H * V + 3 * V
+    def activations(rows: int, per_unit: int) -> int:
+        return 4 * (2 * rows * T * E + per_unit * (sum(rows * T // d * H for d in shrink) + rows * V))
+    n_tensors = 1 + 4 * config.n_layers + 4
+    steps = config.max_steps
+    return {'parameters': 16 * n_params,
+            'activations': max(activations(B, 6), activations(min(EVAL_ROWS, max(n_examples, 1)), 5)),
+            'data': 8 * (T + 1) * n_examples,
+            'history': 4 * steps + 4 * n_tensors * (steps // config.ud_every + 1)}
+
+def _physical_memory() -> int:
+    return os.sysconf('SC_PAGE_SIZE') * os.sysconf('SC_PHYS_PAGES')
+
+_LOWER = {'parameters': '--n-hidden, --n-layers, --n-embd or --block-size', 'activations': '--batch-size, --n-hidden, '
+          '--n-layers or --block-size', 'data': 'the word file (--data)', 'history': '--steps, or raise --ud-every'}
+
+def check_fits(config: TrainConfig, vocab_size: int, n_examples: int = 0, available: int | None = None) -> None:
+    "Refuse `config` if a run of it needs more memory than `available` bytes (default: this machine's)."
+    need = memory_needed(config, vocab_size, n_examples)
+    total, available = sum(need.values()), available or _physical_memory()
+    if total <= available: return
+    gb = lambda b: f'{b / 1e9:,.1f} GB'
+    parts = sorted(need, key=need.get, reverse=True)
+    raise MemoryError(f"these settings need about {gb(total)} of memory ({', '.join(f'{p} {gb(need[p])}' for p in parts if need[p])}), "
+                      f"more than this machine's {gb(available)}; lower {_LOWER[parts[0]]}")
+
+# %% ../nbs/04a_runs.ipynb 20
 def _words_of(data) -> tuple[str, list[str]]:
     path = Path(data).resolve() if data is not None else names_path()
     return str(path), read_words(path)
@@ -140,15 +177,26 @@ def _check_target(run_dir: Path, overwrite: bool) -> None:
         raise FileExistsError(f"{run_dir} already holds {' and '.join(taken)}; continue the run with --resume, replace it "
                               "with --force (overwrite=True), or choose another --run")
 
+def _n_examples(words: list[str]) -> int: return sum(map(len, words)) + len(words)
+
+def _fit_job(run: Run, words: list[str], until: int, run_dir, quiet: bool) -> Run:
+    "Fit `run` as a job on disk; an allocation that fails anyway becomes a MemoryError that says what to lower."
+    try: return fit(run, *run.splits(words)['train'], until, job_callbacks(run_dir, quiet))
+    except RuntimeError as e:
+        if "can't allocate memory" not in str(e) and 'out of memory' not in str(e): raise
+        raise MemoryError(f"out of memory while training ({str(e).splitlines()[0]}); lower {_LOWER['activations']}, "
+                          "or free memory") from None
+
 def start_run(run_dir, config: TrainConfig | None = None, data=None, overwrite: bool = False, quiet: bool = False) -> Run:
     "Train a new run into `run_dir` on the word file `data` (default: names.txt), saving as it goes."
     run_dir, config = Path(run_dir), config or TrainConfig()
     _check_target(run_dir, overwrite)
     path, words = _words_of(data)
+    check_fits(config, len(Vocab.from_words(words)), _n_examples(words))
     run = new_run(config, words, data_path=path, data_sha256=words_sha256(words))
     with DirLock(run_dir):
         _check_target(run_dir, overwrite)  # again, now that no one else can write here
-        return fit(run, *run.splits(words)['train'], config.max_steps, job_callbacks(run_dir, quiet))
+        return _fit_job(run, words, config.max_steps, run_dir, quiet)
 
 def run_words(run: Run, data=None) -> list[str]:
     "The words `run` trained on (from `data` if given), refused unless their checksum is the run's."
@@ -158,12 +206,14 @@ def run_words(run: Run, data=None) -> list[str]:
                          "give the run's own data with --data")
     return words
 
-def continue_run(run_dir, steps: int, data=None, quiet: bool = False) -> Run:
-    "Continue the run in `run_dir` up to `steps` steps, with its own settings and data."
+def continue_run(run_dir, steps: int | None = None, data=None, quiet: bool = False) -> Run:
+    "Continue the run in `run_dir` up to `steps` steps (default: its own `max_steps`), with its own settings and data."
     with DirLock(run_dir):
         run = load_run(run_dir)
-        if not isinstance(steps, int) or steps < run.step:
+        steps = run.config.max_steps if steps is None else steps
+        if isinstance(steps, bool) or not isinstance(steps, int) or steps < run.step:
             raise ValueError(f"the run in {run_dir} is at step {run.step}; --steps {steps} would go back")
         run.config = TrainConfig.from_dict({**run.config.to_dict(), 'max_steps': steps})
         words = run_words(run, data)
-        return fit(run, *run.splits(words)['train'], steps, job_callbacks(run_dir, quiet))
+        check_fits(run.config, len(run.vocab), _n_examples(words))
+        return _fit_job(run, words, steps, run_dir, quiet)

@@ -11,17 +11,16 @@ import torch, torch.nn.functional as F
 from .vocab import Vocab
 from .dataset import build_dataset, split_words
 from .layers import LEAKY_GAIN, BatchNorm1d, Embedding, Flatten, LeakyRelu, Linear, Sequential
-from .adam import Adam
-from .backward import FastStep
+from .backward import FastStep, PlainStep
 
 # %% auto 0
-__all__ = ['setting', 'setting_problem', 'TrainConfig', 'build_model', 'evaluate', 'PlainStep', 'Run', 'new_run', 'Callback',
+__all__ = ['setting', 'setting_problem', 'TrainConfig', 'build_model', 'evaluate', 'Run', 'new_run', 'make_step', 'Callback',
            'fit', 'update_ratios', 'RecordUpdateRatios', 'train']
 
 # %% ../nbs/04_train.ipynb 5
-def setting(default, help: str, lo=None, hi=None):
-    "A `TrainConfig` field with its help text and bounds."
-    return field(default=default, metadata={'help': help, 'min': lo, 'max': hi})
+def setting(default, help: str, lo=None, hi=None, above: bool = False):
+    "A `TrainConfig` field with its help text and bounds (`above`: the lower bound itself is not allowed)."
+    return field(default=default, metadata={'help': help, 'min': lo, 'max': hi, 'above': above})
 
 def setting_problem(f: dataclasses.Field, value) -> str | None:
     "What is wrong with `value` for the field `f` (None if nothing)."
@@ -29,8 +28,8 @@ def setting_problem(f: dataclasses.Field, value) -> str | None:
     if kind == 'bool': return None if isinstance(value, bool) else f'must be true or false, got {value!r}'
     if isinstance(value, bool) or not isinstance(value, (int, float) if kind == 'float' else int) or not math.isfinite(value):
         return f'must be {"a finite number" if kind == "float" else "a whole number"}, got {value!r}'
-    if not lo <= value <= hi or (kind == 'float' and value == lo):
-        return f'must be {"above" if kind == "float" else "at least"} {lo} and at most {hi}, got {value!r}'
+    if not lo <= value <= hi or (f.metadata['above'] and value == lo):
+        return f'must be {"above" if f.metadata["above"] else "at least"} {lo} and at most {hi}, got {value!r}'
 
 @dataclass
 class TrainConfig:
@@ -41,7 +40,12 @@ class TrainConfig:
     block_size: int = setting(3, 'characters of context', 1, 64)
     batch_size: int = setting(64, 'examples per step (BatchNorm needs at least 2)', 2, 65536)
     max_steps: int = setting(20000, 'training steps', 0, 10**9)
-    lr: float = setting(1e-3, 'Adam learning rate', 0, 10)
+    lr: float = setting(1e-3, 'Adam learning rate (the peak, with a schedule)', 0, 10, above=True)
+    merge: int = setting(0, 'positions merged per hidden layer, a tree (chapter 05a); 0: the whole context at once', 0, 64)
+    dropout: float = setting(0.0, 'share of hidden units dropped while training (chapter 05a)', 0, 0.9)
+    weight_decay: float = setting(0.0, 'decoupled weight decay: AdamW (chapter 05a)', 0, 1)
+    warmup: int = setting(0, 'steps of linear learning-rate warm-up (chapter 05a)', 0, 10**9)
+    cosine: bool = setting(False, 'lower the learning rate along a cosine to 0 at max_steps (chapter 05a)')
     split_seed: int = setting(42, 'seed of the train/validation/test shuffle', 0, 2**63 - 1)
     init_seed: int = setting(2147483647, 'seed of the weights, then of the minibatches', 0, 2**63 - 1)
     fused: bool = setting(True, 'train with the backward pass by hand (chapter 03a); false: autograd')
@@ -52,6 +56,14 @@ class TrainConfig:
     def __post_init__(self):
         for f in dataclasses.fields(self):
             if problem := setting_problem(f, getattr(self, f.name)): raise ValueError(f'TrainConfig.{f.name} {problem}')
+        if self.merge and self.block_size not in [self.merge**k for k in range(1, self.n_layers + 1)]: raise ValueError(
+            f'TrainConfig.merge {self.merge} must be 0, or merge the block_size {self.block_size} characters in at most n_layers {self.n_layers} levels (block_size = merge**levels, e.g. 8 = 2**3)')
+
+    def lr_at(self, step: int) -> float:
+        "The learning rate of step `step` (0-based): a linear warm-up, then constant or a cosine down to 0."
+        if step < self.warmup: return self.lr * (step + 1) / self.warmup
+        if not self.cosine: return self.lr
+        return self.lr * 0.5 * (1 + math.cos(math.pi * (step - self.warmup) / max(1, self.max_steps - self.warmup)))
 
     def to_dict(self) -> dict: return dataclasses.asdict(self)
 
@@ -65,6 +77,7 @@ class TrainConfig:
 def build_model(config: TrainConfig, vocab: Vocab, generator: torch.Generator | None = None) -> Sequential:
     "The original's MLP: embedding, `n_layers` Linear+BatchNorm1d+LeakyRelu blocks, Linear+BatchNorm1d."
     g = generator if generator is not None else torch.Generator().manual_seed(config.init_seed)
+    if config.merge or config.dropout: from .deeper import build_tree; return build_tree(config, vocab, g)  # chapter 05a
     V, E, H = len(vocab), config.n_embd, config.n_hidden
     layers = [Embedding(V, E, generator=g), Flatten(),
               Linear(E * config.block_size, H, generator=g), BatchNorm1d(H), LeakyRelu()]
@@ -79,30 +92,14 @@ def build_model(config: TrainConfig, vocab: Vocab, generator: torch.Generator | 
 
 # %% ../nbs/04_train.ipynb 12
 @torch.no_grad()
-def evaluate(model: Sequential, X: torch.Tensor, Y: torch.Tensor, batch_size: int = 16384) -> float:
+def evaluate(model: Sequential, X: torch.Tensor, Y: torch.Tensor, batch_size: int = 4096) -> float:
     "Mean cross-entropy of `model` on (X, Y), BatchNorm in eval mode, in batches of `batch_size`."
     was_training, _ = model.training, model.eval()
-    try:
-        total = sum(F.cross_entropy(model(X[i:i + batch_size]), Y[i:i + batch_size], reduction='sum').item()
-                    for i in range(0, len(X), batch_size))
-        return total / len(X)
+    try: return sum(F.cross_entropy(model(X[i:i + batch_size]), Y[i:i + batch_size], reduction='sum').item()
+                    for i in range(0, len(X), batch_size)) / len(X)
     finally: model.train(was_training)
 
-# %% ../nbs/04_train.ipynb 15
-class PlainStep:
-    "A training step through autograd: cross-entropy, `backward()`, and chapter 03's `Adam`."
-    def __init__(self, model: Sequential, lr: float = 1e-3):
-        self.model, self.optimizer = model, Adam(model.parameters(), lr=lr)
-
-    def __call__(self, X: torch.Tensor, Y: torch.Tensor) -> float:
-        "Train on one batch; returns its loss."
-        loss = F.cross_entropy(self.model(X), Y)
-        self.optimizer.zero_grad()
-        loss.backward()
-        self.optimizer.step()
-        return loss.item()
-
-# %% ../nbs/04_train.ipynb 17
+# %% ../nbs/04_train.ipynb 16
 @dataclass
 class Run:
     "A training run: config, vocabulary, model and its step function, generator state, history, data."
@@ -115,7 +112,6 @@ class Run:
     history: dict = field(default_factory=lambda: {'loss': array('f'), 'ud': []})
     data_path: str | None = None
     data_sha256: str | None = None
-
     optimizer = property(lambda self: self.step_fn.optimizer, doc="The optimizer of the training step.")
 
     def splits(self, words: list[str]) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
@@ -132,10 +128,14 @@ def new_run(config: TrainConfig, words: list[str], data_path=None, data_sha256=N
     vocab = Vocab.from_words(words)
     split_words(words, config.split_seed)  # refuses too few words now, before anything is built
     model = build_model(config, vocab, g := torch.Generator().manual_seed(config.init_seed))
-    step_fn = (FastStep if config.fused else PlainStep)(model, lr=config.lr)
-    return Run(config, vocab, model, step_fn, g, data_path=data_path, data_sha256=data_sha256)
+    return Run(config, vocab, model, make_step(config, model), g, data_path=data_path, data_sha256=data_sha256)
 
-# %% ../nbs/04_train.ipynb 19
+def make_step(config: TrainConfig, model: Sequential) -> FastStep | PlainStep:
+    "The training step `config` asks for: by hand or through autograd, with Adam or (weight decay) chapter 05a's AdamW."
+    if config.weight_decay: from .deeper import adamw_step; return adamw_step(config, model)  # chapter 05a
+    return (FastStep if config.fused else PlainStep)(model, lr=config.lr)
+
+# %% ../nbs/04_train.ipynb 18
 class Callback:
     "A piece that plugs into `fit`; override what you need."
     def before_fit(self, run: Run) -> None: pass
@@ -151,6 +151,7 @@ def fit(run: Run, X: torch.Tensor, Y: torch.Tensor, until: int, callbacks=()) ->
     try:
         while run.step < until:
             ix = torch.randint(0, len(X), (run.config.batch_size,), generator=run.generator)
+            run.optimizer.lr = run.config.lr_at(run.step)
             loss = run.step_fn(X[ix], Y[ix])
             run.step += 1
             run.history['loss'].append(math.log10(loss))
@@ -160,7 +161,7 @@ def fit(run: Run, X: torch.Tensor, Y: torch.Tensor, until: int, callbacks=()) ->
         for cb in callbacks: cb.after_fit(run)
     return run
 
-# %% ../nbs/04_train.ipynb 21
+# %% ../nbs/04_train.ipynb 20
 @torch.no_grad()
 def update_ratios(params: list[torch.Tensor], lr: float) -> torch.Tensor:
     "log10(lr * std(grad) / std(data)) of every parameter tensor."

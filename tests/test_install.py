@@ -40,3 +40,17 @@ def test_pip_install_into_fresh_venv(tmp_path):
     assert Path(imported.stdout.strip()).is_relative_to(env_dir), imported.stdout
     version = _run(env_dir / 'bin' / 'mlp-names', '--version', cwd=outside, env=env)
     assert version.returncode == 0 and version.stdout.startswith('mlp-names '), version.stderr
+
+
+def test_building_leaves_the_checkout_clean_and_warns_of_nothing(tmp_path):
+    "Building a wheel writes no build/ or *.egg-info into the source tree, and setuptools prints no deprecation."
+    src = tmp_path / 'src'
+    shutil.copytree(ROOT, src, ignore=shutil.ignore_patterns('.git', '.venv', 'runs', 'data', '__pycache__', '*.egg-info',
+                                                             'build', 'dist', '.ipynb_checkpoints', '_docs'))
+    before = sorted(p.name for p in src.iterdir())
+    built = _run(sys.executable, '-m', 'pip', 'wheel', '-v', '--no-deps', '--no-build-isolation', '-w', tmp_path / 'wheels', src,
+                 cwd=tmp_path)
+    assert built.returncode == 0, built.stdout + built.stderr
+    assert list((tmp_path / 'wheels').glob('mlp_names-*.whl'))
+    assert sorted(p.name for p in src.iterdir()) == before
+    assert 'deprecat' not in (built.stdout + built.stderr).lower(), built.stdout + built.stderr

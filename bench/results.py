@@ -1,0 +1,79 @@
+"""Full runs of every preset of chapter 05a, each trained by the `mlp-names` command in a fresh process.
+
+Run from the repository root:  python bench/results.py [--presets original tree wide best] [--data PATH]
+                                [--samples 10000] [--keep DIR] [--markdown PATH] [--json PATH]
+
+For each preset: the wall time and peak RSS of `mlp-names train --preset NAME`, then its train / val / test
+losses (the seed-42 split; only val is ever used to choose), its parameter count, and, for `--samples` names
+sampled at temperature 1 (seed 0), the share that are words of its training split, the share that are new
+(in none of the data's words) and the share that are distinct. Prints a markdown table (the README quotes it)
+and a few names of each model.
+"""
+from __future__ import annotations
+import argparse, json, os, subprocess, sys, tempfile, time
+from pathlib import Path
+
+
+def run_timed(cmd: list[str]) -> tuple[float, float]:
+    "Run `cmd`; its wall time in seconds and its peak RSS in MiB (from wait4's rusage)."
+    t0 = time.perf_counter()
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL)
+    _, status, usage = os.wait4(proc.pid, 0)
+    seconds = time.perf_counter() - t0
+    if os.waitstatus_to_exitcode(status) != 0: sys.exit(f'failed: {" ".join(cmd)}')
+    return seconds, usage.ru_maxrss / 1024
+
+
+def measure(name: str, run_dir: Path, data: str | None, n_samples: int) -> dict:
+    from mlp_names.dataset import split_words
+    from mlp_names.runs import load_run, run_words
+    from mlp_names.sampling import sample
+    cli = str(Path(sys.executable).parent / 'mlp-names')
+    cmd = [cli, 'train', '--preset', name, '--run', str(run_dir), '--quiet', '--force'] + (['--data', data] if data else [])
+    seconds, rss = run_timed(cmd)
+    run = load_run(run_dir)
+    words = run_words(run)
+    losses = run.losses(words)
+    train_words = set(split_words(words, run.config.split_seed)[0])
+    names = sample(run.model, run.vocab, run.config.block_size, n=n_samples, seed=0)
+    return dict(preset=name, params=sum(p.numel() for p in run.model.parameters()), steps=run.step,
+                seconds=round(seconds, 1), peak_rss_mib=round(rss), **{k: round(v, 4) for k, v in losses.items()},
+                in_training_set=round(sum(n in train_words for n in names) / len(names), 3),
+                new=round(sum(n not in set(words) for n in names) / len(names), 3),
+                distinct=round(len(set(names)) / len(names), 3), examples=names[:12])
+
+
+def markdown(rows: list[dict], n_samples: int) -> str:
+    head = ('| preset | parameters | steps | train | val | test | wall time | peak RSS | '
+            f'in training set | new | distinct ({n_samples:,} samples) |\n|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|\n')
+    body = ''.join(f"| `{r['preset']}` | {r['params']:,} | {r['steps']:,} | {r['train']:.4f} | {r['val']:.4f} | {r['test']:.4f} "
+                   f"| {r['seconds'] / 60:.1f} min | {r['peak_rss_mib']} MiB | {r['in_training_set']:.1%} | {r['new']:.1%} "
+                   f"| {r['distinct']:.1%} |\n" for r in rows)
+    names = ''.join(f"\n- `{r['preset']}`: {', '.join(r['examples'])}" for r in rows)
+    return head + body + '\nNames sampled at temperature 1, seed 0:\n' + names + '\n'
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument('--presets', nargs='+', default=['original', 'tree', 'wide', 'best'])
+    ap.add_argument('--data', help='word file (default: names.txt)')
+    ap.add_argument('--samples', type=int, default=10000)
+    ap.add_argument('--keep', help='train the runs into this directory and keep them (default: a temporary one)')
+    ap.add_argument('--markdown', help='also write the table to this file')
+    ap.add_argument('--json', help='also write the rows as JSON to this file')
+    args = ap.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        base = Path(args.keep or tmp)
+        rows = []
+        for name in args.presets:
+            rows.append(measure(name, base / name, args.data, args.samples))
+            r = rows[-1]
+            print(f"{name}: {r['seconds']:.0f} s, train {r['train']:.4f} val {r['val']:.4f} test {r['test']:.4f}", flush=True)
+    table = markdown(rows, args.samples)
+    print('\n' + table)
+    if args.markdown: Path(args.markdown).write_text(table)
+    if args.json: Path(args.json).write_text(json.dumps(rows, indent=2) + '\n')
+
+
+if __name__ == '__main__':
+    main()
