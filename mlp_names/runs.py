@@ -134,7 +134,7 @@ EVAL_ROWS = inspect.signature(evaluate).parameters['batch_size'].default  # rows
 def memory_needed(config: TrainConfig, vocab_size: int, n_examples: int = 0) -> dict[str, int]:
     "Roughly how many bytes a run of `config` holds at its largest, by part."
     V, E, H, T, B = vocab_size, config.n_embd, config.n_hidden, config.block_size, config.batch_size
-    m = getattr(config, 'merge', 0)
+    m = config.merge
     merges = [T] if m < 2 else [m] * max(1, round(math.log(T, m)))
     widths = [(E if i == 0 else H) * (merges[i] if i < len(merges) else 1) for i in range(config.n_layers)]
     shrink = [math.prod(merges[:i + 1]) for i in range(config.n_layers)]  # rows of layer i: rows * T / shrink[i]
