@@ -35,11 +35,12 @@ def measure(name: str, run_dir: Path, data: str | None, n_samples: int) -> dict:
     words = run_words(run)
     losses = run.losses(words)
     train_words = set(split_words(words, run.config.split_seed)[0])
+    all_words = set(words)
     names = sample(run.model, run.vocab, run.config.block_size, n=n_samples, seed=0)
     return dict(preset=name, params=sum(p.numel() for p in run.model.parameters()), steps=run.step,
                 seconds=round(seconds, 1), peak_rss_mib=round(rss), **{k: round(v, 4) for k, v in losses.items()},
                 in_training_set=round(sum(n in train_words for n in names) / len(names), 3),
-                new=round(sum(n not in set(words) for n in names) / len(names), 3),
+                new=round(sum(n not in all_words for n in names) / len(names), 3),
                 distinct=round(len(set(names)) / len(names), 3), examples=names[:12])
 
 

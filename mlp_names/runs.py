@@ -134,8 +134,8 @@ EVAL_ROWS = inspect.signature(evaluate).parameters['batch_size'].default  # rows
 def memory_needed(config: TrainConfig, vocab_size: int, n_examples: int = 0) -> dict[str, int]:
     "Roughly how many bytes a run of `config` holds at its largest, by part."
     V, E, H, T, B = vocab_size, config.n_embd, config.n_hidden, config.block_size, config.batch_size
-    m = config.merge
-    merges = [T] if m < 2 else [m] * max(1, round(math.log(T, m)))
+    from mlp_names.deeper import tree_levels  # chapter 05a: how many positions each merge of the context joins
+    merges = tree_levels(config)
     widths = [(E if i == 0 else H) * (merges[i] if i < len(merges) else 1) for i in range(config.n_layers)]
     shrink = [math.prod(merges[:i + 1]) for i in range(config.n_layers)]  # rows of layer i: rows * T / shrink[i]
     n_params = V * E + sum(w * H + 3 * H for w in widths) + H * V + 3 * V

@@ -98,11 +98,15 @@ def _check_sampling(n, seed, temperature, max_len, min_len=0, top_k=None) -> Non
     if top_k is not None and (isinstance(top_k, bool) or not isinstance(top_k, int) or top_k < 1):
         raise ValueError(f"top_k must be a whole number >= 1 (or None for every character), got {top_k!r}")
 
-def _check_prefix(prefix, vocab: Vocab, max_len: int) -> None:
-    if not isinstance(prefix, str): raise ValueError(f"prefix must be a string, got {prefix!r}")
-    if bad := [c for c in dict.fromkeys(prefix) if c == BOUNDARY or c not in vocab.stoi]:
-        raise ValueError(f"prefix {prefix!r} has {bad[0]!r}, which is not a letter of this model's names "
+def _check_letters(what: str, text, vocab: Vocab) -> None:
+    "Refuse `text` (a prefix or a name) unless it is a string of the vocabulary's letters."
+    if not isinstance(text, str): raise ValueError(f"{what} must be a string, got {text!r}")
+    if bad := [c for c in dict.fromkeys(text) if c == BOUNDARY or c not in vocab.stoi]:
+        raise ValueError(f"{what} {text!r} has {bad[0]!r}, which is not a letter of this model's names "
                          f"({''.join(vocab.itos[1:])!r}); use only those")
+
+def _check_prefix(prefix, vocab: Vocab, max_len: int) -> None:
+    _check_letters('prefix', prefix, vocab)
     if len(prefix) > max_len:
         raise ValueError(f"prefix {prefix!r} has {len(prefix)} characters, more than max_len {max_len}; "
                          "shorten it or raise max_len")
@@ -160,11 +164,7 @@ def sample_quality(model: Sequential, vocab: Vocab, block_size: int, train_words
 @torch.no_grad()
 def name_nats(model: Sequential, vocab: Vocab, block_size: int, names: list[str], batch: int = 65_536) -> torch.Tensor:
     "Negative log-likelihood (nats, float64) of each name followed by the end token."
-    for nm in names:
-        if not isinstance(nm, str): raise ValueError(f"a name must be a string, got {nm!r}")
-        if bad := [c for c in dict.fromkeys(nm) if c == BOUNDARY or c not in vocab.stoi]:
-            raise ValueError(f"name {nm!r} has {bad[0]!r}, which is not a letter of this model's names "
-                             f"({''.join(vocab.itos[1:])!r})")
+    for nm in names: _check_letters('name', nm, vocab)
     if not names: return torch.zeros(0, dtype=torch.float64)
     X, Y = build_dataset(list(names), vocab, block_size)
     word = torch.cumsum(Y == 0, 0) - (Y == 0).long()  # which name each target belongs to
