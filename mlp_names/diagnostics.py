@@ -41,7 +41,7 @@ def inspect_batch(run: Run, words: list[str] | None = None, batch_size: int = 51
                 if 'running' in k: own[k].copy_(buffers[k])
     return loss.item()
 
-# %% ../nbs/05_diagnostics.ipynb 10
+# %% ../nbs/05_diagnostics.ipynb 11
 def _label(model: Sequential, i: int) -> str: return f'layer {i} ({type(model[i]).__name__})'
 
 def _hidden_activations(model: Sequential) -> list[int]:
@@ -74,7 +74,7 @@ def plot_activations(model: Sequential) -> Figure:
                 'activation distribution (LeakyRelu outputs)', 'activation', log=True)
     return fig
 
-# %% ../nbs/05_diagnostics.ipynb 15
+# %% ../nbs/05_diagnostics.ipynb 17
 def gradient_stats(model: Sequential) -> list[dict]:
     "Mean and std of the gradient at each LeakyRelu layer's output (after `inspect_batch`)."
     return [{'layer': i, 'kind': type(model[i]).__name__, 'mean': model[i].out.grad.mean().item(),
@@ -87,7 +87,7 @@ def plot_gradients(model: Sequential) -> Figure:
                 'gradient distribution (at LeakyRelu outputs)', 'gradient')
     return fig
 
-# %% ../nbs/05_diagnostics.ipynb 19
+# %% ../nbs/05_diagnostics.ipynb 22
 def _matrices(model: Sequential) -> list[tuple[str, torch.Tensor]]:
     "(label, tensor) of every 2-D parameter, labelled by parameter index, layer and shape."
     out, k = [], 0
@@ -109,7 +109,7 @@ def plot_weight_grads(model: Sequential) -> Figure:
                 'weights gradient distribution', 'gradient')
     return fig
 
-# %% ../nbs/05_diagnostics.ipynb 23
+# %% ../nbs/05_diagnostics.ipynb 27
 def plot_update_ratios(run: Run) -> Figure:
     "Graph 4: log10 update:data ratio of every 2-D parameter over training, with the 1e-3 guide."
     fig = Figure(figsize=(12, 4), layout='constrained')
@@ -125,7 +125,7 @@ def plot_update_ratios(run: Run) -> Figure:
     _legend_outside(ax)
     return fig
 
-# %% ../nbs/05_diagnostics.ipynb 27
+# %% ../nbs/05_diagnostics.ipynb 32
 def plot_loss(run: Run, window: int = 200) -> Figure:
     "Training loss (log10) averaged over windows of `window` steps."
     loss = torch.tensor(run.history['loss'])
@@ -139,7 +139,7 @@ def plot_loss(run: Run, window: int = 200) -> Figure:
     ax.legend()
     return fig
 
-# %% ../nbs/05_diagnostics.ipynb 30
+# %% ../nbs/05_diagnostics.ipynb 35
 GRAPH_FILES = ('graph1.png', 'graph2.png', 'graph3.png', 'graph4.png', 'loss.png')
 
 def save_graphs(run: Run, out_dir, words: list[str] | None = None, dpi: int = 100) -> list[Path]:

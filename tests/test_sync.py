@@ -55,3 +55,11 @@ def test_data_is_not_committed():
     tracked = subprocess.run(['git', 'ls-files', 'data'], cwd=ROOT, capture_output=True, text=True).stdout.split()
     if not tracked and not (ROOT / '.git').exists(): pytest.skip('not a git checkout')
     assert 'data/names.txt' not in tracked
+
+
+def test_every_notebook_names_its_kernel():
+    "JupyterLab opens a chapter without asking which kernel to use: the notebook names python3 (nbdev_clean keeps it)."
+    import json
+    missing = [p.name for p in sorted((ROOT / 'nbs').glob('*.ipynb'))
+               if json.loads(p.read_text(encoding='utf-8'))['metadata'].get('kernelspec', {}).get('name') != 'python3']
+    assert not missing, f'{missing} carry no python3 kernelspec: add it to the notebook metadata'
