@@ -1,7 +1,7 @@
 """Sphinx configuration of the book's website (`make docs`): the notebooks of nbs/ as pages, from their stored
 outputs (MyST-NB, nothing re-runs), the API reference of each chapter's module (autodoc), offline math (the
 MathJax that django-static-mathjax ships) and Sphinx's own search. `try.html`, the name generator, is copied
-as it is from docs/try/.
+as it is from docs/try/, with the exported model it samples from (model.json, also written as model.js).
 
 nbdev's cell directives keep their meaning: before MyST-NB reads a notebook, `notebook_as_nbdev_shows_it`
 drops `#| hide` cells, turns `echo: false` / `output: false` into MyST-NB's remove-input / remove-output tags,
@@ -175,8 +175,18 @@ def copy_mathjax(app, exception):
         shutil.copyfile(base / name, dest / Path(name).name)
 
 
+def model_script(app, exception):
+    """try.html's model: the exported JSON as a script (model.js), since a file:// page may not read other files."""
+    if exception or app.builder.format != 'html':
+        return
+    model = Path(app.confdir) / 'try' / 'model.json'
+    text = model.read_text(encoding='utf-8')
+    (Path(app.outdir) / 'model.js').write_text(f'window.MLP_NAMES_EXPORT = {text.strip()};\n', encoding='utf-8')
+
+
 def setup(app):
     app.connect('source-read', on_source_read)
     app.connect('autodoc-skip-member', skip_patched)
     app.connect('autodoc-process-docstring', docstring_as_text)
     app.connect('build-finished', copy_mathjax)
+    app.connect('build-finished', model_script)
