@@ -29,7 +29,11 @@ extensions = ['myst_nb', 'sphinx.ext.autodoc', 'sphinx.ext.mathjax']
 root_doc = 'index'
 exclude_patterns = ['.ipynb_checkpoints', '**/.ipynb_checkpoints']
 nb_execution_mode = 'off'  # the stored outputs are the pages' outputs
+nb_output_folder = '_build/jupyter_execute'  # beside the site's folder, where MyST-NB writes the outputs' files
 nb_merge_streams = True  # one block per cell's printed text
+# a widget (chapter 06's panel) shows its text line: its scripts would come from the network and need a kernel
+nb_mime_priority_overrides = [('html', 'application/vnd.jupyter.widget-view+json', None)]
+nb_ipywidgets_js = {}
 myst_enable_extensions = ['dollarmath', 'amsmath']
 default_role = 'literal'  # `name` in a docstring is code, as in the notebooks' markdown
 autodoc_member_order = 'bysource'
@@ -88,12 +92,20 @@ def repo_link(match) -> str:
 
 
 def api_reference(module: str) -> str:
-    """MyST for the API reference of lib.module: its public names, and the methods it adds to classes of
+    """MyST for the API reference of lib.module: each name of its `__all__`, and the methods it adds to classes of
     earlier modules with fastcore's @patch (which autodoc would otherwise show with the class)."""
     full = f'{LIB}.{module}'
     mod = importlib.import_module(full)
     lines = ['## API reference', '', f'The public names of `{full}`, read from the module itself.', '',
-             '```{eval-rst}', f'.. automodule:: {full}', '   :members:', '']
+             '```{eval-rst}', f'.. automodule:: {full}', '']
+    for name in getattr(mod, '__all__', []):
+        obj = getattr(mod, name)
+        if inspect.isclass(obj):
+            lines += [f'.. autoclass:: {full}.{name}', '   :members:', '   :undoc-members:', '']
+        elif callable(obj):
+            lines += [f'.. autofunction:: {full}.{name}', '']
+        else:
+            lines += [f'.. autodata:: {full}.{name}', '']
     for cls, name in patched_methods(full):
         lines += [f'.. automethod:: {cls.__module__}.{cls.__qualname__}.{name}', '']
     return '\n'.join(lines + ['```'])
@@ -157,6 +169,8 @@ def skip_patched(app, what, name, obj, skip, options):
 def docstring_as_text(app, what, name, obj, options, lines):
     """The docstrings are written like the notebooks' markdown, not reStructuredText: outside `code`, the
     characters that reStructuredText reads as markup (|x| a substitution, name_ a link) are plain text."""
+    if what == 'data':
+        lines[:] = []  # a constant has no docstring of its own: what autodoc finds is its type's (dict, str)
     for i, line in enumerate(lines):
         parts = line.split('`')
         lines[i] = '`'.join(re.sub(r'([|*_\\])', r'\\\1', p) if k % 2 == 0 else p for k, p in enumerate(parts))

@@ -163,3 +163,11 @@ def test_hidden_cells_and_directives_follow_nbdev():
                                          'See [chapter 0](00_vocab.ipynb) and '
                                          f'[data]({conf.REPO_FILES}/data/README.md).']
     assert [c.metadata.get('tags', []) for c in shown[:3]] == [[], ['remove-input'], ['remove-output']]
+
+
+def test_the_shipped_model_is_an_export_of_the_best_preset():
+    from mlp_names.deeper import preset
+    from mlp_names.sampling import read_export
+    shipped, best = read_export(ROOT / 'docs' / 'try' / 'model.json')['config'], preset('best')
+    for k in ('block_size', 'merge', 'n_layers', 'n_embd', 'n_hidden', 'dropout', 'weight_decay'):
+        assert getattr(shipped, k) == getattr(best, k), k
