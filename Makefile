@@ -66,11 +66,13 @@ bench: setup
 results: setup
 	$(BIN)/python bench/results.py --markdown bench/results.md
 
-# the book as a website in _docs/ (open _docs/index.html), from the notebooks' stored outputs: nothing re-runs
+# the book as a website in _docs/ (open _docs/index.html), built by Sphinx + MyST-NB (docs/conf.py) from the
+# notebooks' stored outputs: nothing re-runs. -W: any warning fails the build; -E: every page is read afresh
 docs: setup-dev
-	$(BIN)/python tools/build_docs.py
+	$(BIN)/python -m sphinx -W --keep-going -E -q -b html -c docs -d _build/doctrees nbs _docs
 
-# every page in headless Chromium from file://: fails on a console error, an image that does not load or a TeX
-# error; screenshots go to _docs/screens/. Needs Debian's Chromium: apt-get update && apt-get install -y chromium
+# every page in headless Chromium from file://: fails on a console error, a network request, an image that does
+# not load or a TeX error; then the search box and the name generator of try.html; screenshots go to
+# _docs/screens/. Needs Debian's Chromium: apt-get update && apt-get install -y chromium
 docs-check: docs
 	$(BIN)/python tools/check_docs.py

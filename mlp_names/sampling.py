@@ -4,16 +4,22 @@
 
 # %% ../nbs/06_sampling.ipynb 2
 from __future__ import annotations
-import copy, math
+import base64, binascii, copy, json, math
+from pathlib import Path
+import numpy as np
 import torch
 import torch.nn.functional as F
 from .vocab import BOUNDARY, Vocab
 from .dataset import build_dataset
-from .layers import BatchNorm1d, Layer, LeakyRelu, Linear, Sequential
+from .files import atomic_write_bytes
+from .layers import BatchNorm1d, Embedding, Flatten, Layer, LeakyRelu, Linear, Sequential
+from .train import Run, TrainConfig
+from .deeper import Dropout, FlattenConsecutive
 
 # %% auto 0
-__all__ = ['CHUNK', 'fold_batchnorm', 'inference_net', 'next_char_probs', 'iter_samples', 'sample', 'sample_quality', 'name_nats',
-           'score']
+__all__ = ['CHUNK', 'EXPORT_FORMAT', 'EXPORT_VERSION', 'fold_batchnorm', 'inference_net', 'next_char_probs', 'iter_samples',
+           'sample', 'sample_quality', 'name_nats', 'score', 'tensor_to_json', 'tensor_from_json', 'bloom_positions',
+           'bloom_filter', 'bloom_contains', 'export_model', 'write_export', 'read_export']
 
 # %% ../nbs/06_sampling.ipynb 5
 @torch.no_grad()
@@ -184,3 +190,103 @@ def score(model: Sequential, vocab: Vocab, block_size: int, names: list[str], re
         pct = ((len(ref) - torch.searchsorted(ref, per_char, right=True)).double() * 100 / len(ref)).tolist()
     return [{'name': nm, 'nats': a, 'nats_per_char': b, 'percentile': c}
             for nm, a, b, c in zip(names, nats.tolist(), per_char.tolist(), pct)]
+
+# %% ../nbs/06_sampling.ipynb 49
+EXPORT_FORMAT, EXPORT_VERSION = 'mlp-names-export', 1
+
+def tensor_to_json(t: torch.Tensor) -> dict:
+    "A tensor as `{shape, data}`: its float32 numbers, row-major, little-endian, in base64."
+    a = t.detach().to(torch.float32).contiguous().numpy().astype('<f4')
+    return {'shape': list(a.shape), 'data': base64.b64encode(a.tobytes()).decode('ascii')}
+
+def tensor_from_json(d: dict) -> torch.Tensor:
+    a = np.frombuffer(base64.b64decode(d['data'], validate=True), dtype='<f4')
+    return torch.from_numpy(a.astype(np.float32)).reshape(d['shape'])
+
+def _fnv1a(data: bytes, basis: int) -> int:
+    h = basis
+    for byte in data: h = ((h ^ byte) * 16777619) & 0xFFFFFFFF
+    return h
+
+def bloom_positions(word: str, bits: int, hashes: int) -> list[int]:
+    "The bit positions of `word`: (h1 + i·h2) mod bits, from two FNV-1a hashes of its UTF-8 bytes."
+    data = word.encode('utf-8')
+    h1, h2 = _fnv1a(data, 0x811C9DC5), _fnv1a(data, 0x01000193) | 1
+    return [(h1 + i * h2) % bits for i in range(hashes)]
+
+def bloom_filter(words, bits_per_word: float = 14.4, hashes: int = 10) -> dict:
+    "A Bloom filter of `words`: `{bits, hashes, data}`, data the bit array (bit j: byte j//8, bit j%8) in base64."
+    words = set(words)
+    bits = max(64, math.ceil(bits_per_word * len(words)))
+    array = bytearray((bits + 7) // 8)
+    for w in words:
+        for j in bloom_positions(w, bits, hashes): array[j >> 3] |= 1 << (j & 7)
+    return {'bits': bits, 'hashes': hashes, 'data': base64.b64encode(bytes(array)).decode('ascii')}
+
+def bloom_contains(bloom: dict, word: str) -> bool:
+    "Whether `word` may be one of the filter's words (False: certainly not)."
+    array = base64.b64decode(bloom['data'])
+    return all(array[j >> 3] >> (j & 7) & 1 for j in bloom_positions(word, bloom['bits'], bloom['hashes']))
+
+# %% ../nbs/06_sampling.ipynb 52
+def _layer_to_json(layer) -> dict | None:
+    kind = type(layer).__name__
+    if isinstance(layer, Linear):
+        return {'type': 'Linear', 'weight': tensor_to_json(layer.weight),
+                'bias': None if layer.bias is None else tensor_to_json(layer.bias)}
+    if isinstance(layer, Embedding): return {'type': 'Embedding', 'weight': tensor_to_json(layer.weight)}
+    if isinstance(layer, LeakyRelu): return {'type': 'LeakyRelu', 'negative_slope': float(layer.negative_slope)}
+    if isinstance(layer, FlattenConsecutive): return {'type': 'FlattenConsecutive', 'n': layer.n}
+    if isinstance(layer, Flatten): return {'type': 'Flatten'}
+    if isinstance(layer, Dropout): return None  # the identity at inference
+    if isinstance(layer, BatchNorm1d):
+        return {'type': 'BatchNorm1d', 'eps': layer.eps, **{k: tensor_to_json(getattr(layer, a)) for k, a in
+                (('mean', 'running_mean'), ('var', 'running_var'), ('gamma', 'gamma'), ('beta', 'beta'))}}
+    raise ValueError(f'cannot export a model with a {kind} layer')
+
+def export_model(run: Run, train_words: list[str]) -> dict:
+    "The portable form of `run` (see the table above): vocabulary, context size, config, folded layers, known words."
+    layers = [d for l in fold_batchnorm(run.model) if (d := _layer_to_json(l)) is not None]
+    return {'format': EXPORT_FORMAT, 'version': EXPORT_VERSION, 'vocab': list(run.vocab.itos),
+            'block_size': run.config.block_size, 'config': run.config.to_dict(), 'layers': layers,
+            'known': bloom_filter(train_words)}
+
+def write_export(run: Run, train_words: list[str], path) -> Path:
+    "Write `export_model(run, train_words)` to `path` as JSON, never leaving a partial file."
+    text = json.dumps(export_model(run, train_words), separators=(',', ':'))
+    return atomic_write_bytes(path, text.encode('utf-8'))
+
+# %% ../nbs/06_sampling.ipynb 53
+def _layer_from_json(d: dict):
+    kind = d['type']
+    if kind == 'Linear':
+        lin = Linear(1, 1, generator=torch.Generator())
+        lin.weight, lin.bias = tensor_from_json(d['weight']), d['bias'] and tensor_from_json(d['bias'])
+        return lin
+    if kind == 'Embedding':
+        emb = Embedding(1, 1, generator=torch.Generator())
+        emb.weight = tensor_from_json(d['weight'])
+        return emb
+    if kind == 'BatchNorm1d':
+        bn = BatchNorm1d(1, eps=d['eps'])
+        bn.running_mean, bn.running_var, bn.gamma, bn.beta = (tensor_from_json(d[k]) for k in ('mean', 'var', 'gamma', 'beta'))
+        return bn
+    simple = {'LeakyRelu': lambda: LeakyRelu(d['negative_slope']), 'Flatten': Flatten,
+              'FlattenConsecutive': lambda: FlattenConsecutive(d['n'])}
+    if kind not in simple: raise ValueError(f'unknown layer type {kind!r}')
+    return simple[kind]()
+
+def read_export(path) -> dict:
+    "An exported model read back: `model` (an eval-mode Sequential), `vocab`, `block_size`, `config`, `known`."
+    try: d = json.loads(Path(path).read_text(encoding='utf-8'))
+    except (UnicodeDecodeError, json.JSONDecodeError) as e: raise ValueError(f'{path}: not an exported model (not JSON: {e})') from None
+    if not isinstance(d, dict) or d.get('format') != EXPORT_FORMAT:
+        raise ValueError(f"{path}: not an exported model (no '{EXPORT_FORMAT}' format tag); write one with `mlp-names export`")
+    if d.get('version') != EXPORT_VERSION:
+        raise ValueError(f"{path}: export version {d.get('version')!r}, this mlp_names reads {EXPORT_VERSION}; export the run again")
+    try:
+        model = Sequential([_layer_from_json(l) for l in d['layers']]).eval()
+        return {'model': model, 'vocab': Vocab(d['vocab']), 'block_size': d['block_size'],
+                'config': TrainConfig.from_dict(d['config']), 'known': d['known']}
+    except (KeyError, TypeError, ValueError, RuntimeError, binascii.Error) as e:
+        raise ValueError(f'{path}: damaged exported model ({type(e).__name__}: {e})') from None

@@ -1,9 +1,11 @@
-"""The website (`make docs`): build it into a temporary folder and check every page without a browser.
+"""The website (`make docs`, Sphinx + MyST-NB, docs/conf.py): build it into a temporary folder in strict mode and
+check it without a browser.
 
-Every chapter has a page; every link and image between the site's files resolves, fragments included; no
-page loads a script or stylesheet from the network; the code shown carries no nbdev directives; each
-exported module has its API reference. `make docs-check` is the browser-side check (not run here)."""
-import ast, importlib.util, re, subprocess, sys
+Every chapter has a page; every link and image between the site's files resolves; no page loads a script or
+stylesheet from the network; the code shown carries no nbdev directives; each exported module has its API
+reference, methods added with @patch included; the search index and the name generator are shipped.
+`make docs-check` is the browser-side check (not run here)."""
+import ast, importlib.util, json, re, subprocess, sys
 from html.parser import HTMLParser
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
@@ -18,192 +20,154 @@ EXTERNAL = re.compile(r'^([a-zA-Z][a-zA-Z0-9+.-]*:|//)')
 
 
 class Page(HTMLParser):
-    """What the checks need from one page: ids, links, images, scripts, stylesheets, shown code."""
+    """What the checks need from one page: ids, links, scripts, stylesheets, the code cells' text."""
 
     def __init__(self, text: str):
         super().__init__()
-        self.ids, self.links, self.scripts, self.styles, self.code, self.text = set(), [], [], [], [], []
-        self._code_depth = 0  # >0 while inside a code cell's input area
+        self.ids, self.links, self.scripts, self.styles, self.code = set(), [], [], [], []
+        self._depth = 0  # >0 inside a code cell's input
         self.feed(text)
 
     def handle_starttag(self, tag, attrs):
         a = dict(attrs)
         if a.get('id'):
             self.ids.add(a['id'])
-        if tag == 'a' and a.get('name'):
-            self.ids.add(a['name'])
-        for attr in ('href', 'src'):
-            if a.get(attr) is not None:
-                self.links.append((tag, a[attr]))
+        self.links += [(tag, a[k]) for k in ('href', 'src') if a.get(k) is not None]
         if tag == 'script' and a.get('src'):
             self.scripts.append(a['src'])
         if tag == 'link' and 'stylesheet' in (a.get('rel') or '').split():
             self.styles.append(a.get('href', ''))
-        if tag == 'div':
-            if self._code_depth:
-                self._code_depth += 1
-            elif 'input_area' in (a.get('class') or '').split():
-                self._code_depth = 1
+        if tag == 'div' and (self._depth or 'cell_input' in (a.get('class') or '').split()):
+            self._depth += 1
+            if self._depth == 1:
                 self.code.append('')
 
     def handle_endtag(self, tag):
-        if tag == 'div' and self._code_depth:
-            self._code_depth -= 1
+        if tag == 'div' and self._depth:
+            self._depth -= 1
 
     def handle_data(self, data):
-        self.text.append(data)
-        if self._code_depth:
+        if self._depth:
             self.code[-1] += data
 
 
 @pytest.fixture(scope='module')
-def build(tmp_path_factory):
-    out = tmp_path_factory.mktemp('docs').resolve() / 'site'
-    r = subprocess.run([sys.executable, str(ROOT / 'tools' / 'build_docs.py'), '--out', str(out)],
-                       cwd=ROOT, capture_output=True, text=True, timeout=300)
-    assert r.returncode == 0, f'build_docs.py failed:\n{r.stdout}\n{r.stderr}'
-    return out, r.stderr
-
-
-@pytest.fixture(scope='module')
-def site(build) -> Path:
-    return build[0]
+def site(tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp('docs')
+    cmd = [sys.executable, '-m', 'sphinx', '-W', '--keep-going', '-E', '-q', '-b', 'html', '-c', 'docs',
+           '-d', str(out / 'doctrees'), 'nbs', str(out / 'site')]
+    r = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, f'the strict Sphinx build failed:\n{r.stdout}\n{r.stderr}'
+    return out / 'site'
 
 
 @pytest.fixture(scope='module')
 def pages(site) -> dict:
-    return {p.resolve(): Page(p.read_text(encoding='utf-8')) for p in sorted(site.rglob('*.html'))}
+    return {p.resolve(): Page(p.read_text(encoding='utf-8')) for p in sorted(site.glob('*.html'))}
 
 
-def test_the_build_warns_of_nothing(build):
-    warnings = re.findall(r'^warning: .*', build[1], re.M)  # e.g. a link to a file that does not exist
-    assert not warnings, '\n'.join(warnings)
-
-
-def test_every_chapter_has_a_page(site):
+def test_every_chapter_has_a_page_in_the_chapter_list(site, pages):
     assert CHAPTERS, 'no chapter notebooks found in nbs/'
-    assert (site / 'index.html').is_file()
     missing = [nb.name for nb in CHAPTERS if not (site / f'{nb.stem}.html').is_file()]
     assert not missing, f'no page for {missing}'
-
-
-def test_every_page_lists_every_chapter(site, pages):
-    for path, page in pages.items():
-        hrefs = {href for tag, href in page.links if tag == 'a'}
-        missing = [nb.stem for nb in CHAPTERS if f'{nb.stem}.html' not in hrefs]
-        assert not missing, f'{path.name} does not link to {missing}'
-
-
-def test_chapters_link_previous_and_next(site):
-    order = ['index'] + [nb.stem for nb in CHAPTERS]
-    for i, stem in enumerate(order):
-        text = (site / f'{stem}.html').read_text(encoding='utf-8')
-        if i > 0:
-            assert f'href="{order[i - 1]}.html" rel="prev"' in text, f'{stem}.html: no link to the previous page'
-        if i + 1 < len(order):
-            assert f'href="{order[i + 1]}.html" rel="next"' in text, f'{stem}.html: no link to the next page'
+    hrefs = {h for tag, h in pages[(site / 'index.html').resolve()].links if tag == 'a'}
+    assert {f'{nb.stem}.html' for nb in CHAPTERS} <= hrefs and 'try.html' in hrefs
 
 
 def test_internal_links_and_images_resolve(site, pages):
     broken = []
     for path, page in pages.items():
         for tag, url in page.links:
-            if EXTERNAL.match(url):
-                continue
             parts = urlsplit(url)
-            target = (path.parent / unquote(parts.path)).resolve() if parts.path else path
-            if site not in target.parents or not target.is_file():
-                broken.append(f'{path.name}: <{tag}> {url} (no such file in the site)')
-            elif parts.fragment and target.suffix == '.html' and target in pages \
-                    and unquote(parts.fragment) not in pages[target].ids:
-                broken.append(f'{path.name}: <{tag}> {url} (no id {parts.fragment!r} there)')
+            if EXTERNAL.match(url) or not parts.path:
+                continue
+            target = (path.parent / unquote(parts.path)).resolve()
+            if site.resolve() not in target.parents or not target.is_file():
+                broken.append(f'{path.name}: <{tag}> {url}')
     assert not broken, '\n'.join(broken)
 
 
-def test_no_scripts_or_styles_from_the_network(site, pages):
+def test_nothing_is_loaded_from_the_network(site, pages):
     remote = [f'{p.name}: {u}' for p, page in pages.items() for u in page.scripts + page.styles if EXTERNAL.match(u)]
     assert not remote, f'pages load from the network: {remote}'
-    for css in site.rglob('*.css'):
-        text = css.read_text(encoding='utf-8')
-        assert not re.search(r'(@import|url\()\s*["\']?(https?:)?//', text), f'{css.name} loads from the network'
+    for f in list(site.rglob('*.css')) + [site / 'try.html', site / 'try.js']:
+        text = f.read_text(encoding='utf-8')
+        assert not re.search(r'(@import|url\()\s*["\']?(https?:)?//|\bfetch\(|XMLHttpRequest', text), f.name
 
 
-def test_math_is_typeset_from_a_local_copy(site, pages):
-    assert (site / 'assets' / 'mathjax' / 'tex-svg-full.js').is_file()
-    for path, page in pages.items():
-        assert any('mathjax' in s for s in page.scripts), f'{path.name} does not load MathJax'
+def test_math_is_typeset_from_a_local_copy(site):
+    assert (site / '_static' / 'mathjax' / 'tex-svg-full.js').is_file()
+    assert '_static/mathjax/tex-svg-full.js' in (site / '03a_backward.html').read_text(encoding='utf-8')
 
 
 def test_shown_code_has_no_nbdev_directives(pages):
+    assert sum(len(p.code) for p in pages.values()) > 100  # the code cells were found
     for path, page in pages.items():
         for block in page.code:
-            assert not re.search(r'^\s*#\|', block, re.M), f'{path.name} shows a directive: {block[:80]!r}'
+            assert not re.search(r'^\s*(#\||#\s*NBVAL_)', block, re.M), f'{path.name} shows {block[:80]!r}'
 
 
 def _exported_names(module: str) -> list:
-    tree = ast.parse((ROOT / 'mlp_names' / f'{module.replace(".", "/")}.py').read_text(encoding='utf-8'))
-    for node in tree.body:
-        if isinstance(node, ast.Assign) and any(getattr(t, 'id', None) == '__all__' for t in node.targets):
-            return list(ast.literal_eval(node.value))
-    return []
+    tree = ast.parse((ROOT / 'mlp_names' / f'{module}.py').read_text(encoding='utf-8'))
+    return next(ast.literal_eval(n.value) for n in tree.body if isinstance(n, ast.Assign)
+                and any(getattr(t, 'id', None) == '__all__' for t in n.targets))
 
 
 def test_api_reference_of_each_exported_module(site, pages):
-    checked = 0
     for nb in CHAPTERS:
-        cells = nbformat.read(nb, as_version=4).cells
-        exp = [m.group(1) for c in cells for m in [re.search(r'^#\|\s*default_exp\s+(\S+)', c.source, re.M)] if m]
-        if not exp:
-            continue
-        ids = pages[site / f'{nb.stem}.html'].ids
-        assert 'api-reference' in ids, f'{nb.stem}.html has no API reference'
-        missing = [n for n in _exported_names(exp[0]) if f'api-{n}' not in ids]
+        text = nb.read_text(encoding='utf-8')
+        module = re.search(r'#\|\s*default_exp\s+(\w+)', text).group(1)
+        ids = pages[(site / f'{nb.stem}.html').resolve()].ids
+        missing = [n for n in _exported_names(module) if f'mlp_names.{module}.{n}' not in ids]
         assert not missing, f'{nb.stem}.html: API reference lacks {missing}'
-        checked += 1
-    assert checked, 'no chapter exports a module'
 
 
-def test_pages_show_the_stored_outputs(site, pages):
-    bd = _build_module()
-    for nb_path in CHAPTERS:
-        nb = nbformat.read(nb_path, as_version=4)
-        bd.prepare(nb)  # what the site shows: hidden cells left out
-        outputs = [o for c in nb.cells if c.cell_type == 'code' for o in c.outputs]
-        page = pages[site / f'{nb_path.stem}.html']
-        text = ''.join(page.text)
-        images = [u for tag, u in page.links if tag == 'img' and u.startswith('figures/')]
-        assert len(images) == sum('image/png' in o.get('data', {}) for o in outputs), nb_path.name
-        for o in outputs:
-            if o.output_type == 'stream' and o.text.strip():
-                line = re.sub(r'\x1b\[[0-9;]*[A-Za-z]', '', o.text).strip().splitlines()[0].strip()  # no ANSI codes
-                assert line in text, f'{nb_path.stem}.html lacks the output {line!r}'
+def test_patched_methods_are_documented_with_the_chapter_that_adds_them(pages, site):
+    backward, layers = (pages[(site / f'{n}.html').resolve()].ids for n in ('03a_backward', '02_layers'))
+    for cls in ('Linear', 'BatchNorm1d', 'LeakyRelu', 'Embedding', 'Flatten'):
+        assert f'mlp_names.layers.{cls}.backward' in backward and f'mlp_names.layers.{cls}.backward' not in layers
+    assert 'mlp_names.layers.Linear' in layers
 
 
-def _build_module():
-    spec = importlib.util.spec_from_file_location('build_docs', ROOT / 'tools' / 'build_docs.py')
+def test_search_index_knows_every_chapter(site):
+    text = (site / 'searchindex.js').read_text(encoding='utf-8')
+    index = json.loads(text[text.index('(') + 1:text.rindex(')')])
+    assert set(index['docnames']) >= {nb.stem for nb in CHAPTERS}
+    assert 'backward' in index['terms'] and 'backward' in index['titleterms']
+
+
+def test_the_name_generator_is_shipped(site):
+    model = json.loads((site / 'model.json').read_text(encoding='utf-8'))
+    assert model['format'] == 'mlp-names-export' and (site / 'try.js').is_file()
+    assert 'src="try.js"' in (site / 'try.html').read_text(encoding='utf-8')
+
+
+def _conf():
+    spec = importlib.util.spec_from_file_location('docs_conf', ROOT / 'docs' / 'conf.py')
     mod = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(mod)
     return mod
 
 
 def test_hidden_cells_and_directives_follow_nbdev():
-    bd = _build_module()
+    conf = _conf()
     nb = nbformat.v4.new_notebook(cells=[
-        nbformat.v4.new_code_cell('#| default_exp thing'),
         nbformat.v4.new_code_cell('#| hide\nsecret = 1'),
         nbformat.v4.new_code_cell('#| export\n# NBVAL_IGNORE_OUTPUT\ndef f(): pass\ns = "#| not a directive"'),
         nbformat.v4.new_code_cell('#| echo: false\nprint(2)', outputs=[nbformat.v4.new_output('stream', text='2\n')]),
-        nbformat.v4.new_markdown_cell('Prose about `#| export`.'),
+        nbformat.v4.new_code_cell('#| output: false\nprint(3)'),
+        nbformat.v4.new_markdown_cell('See [chapter 0](../nbs/00_vocab.ipynb) and [data](../data/README.md).'),
     ])
-    assert bd.prepare(nb) == 'thing'
-    assert [c.source for c in nb.cells] == ['def f(): pass\ns = "#| not a directive"', 'print(2)',
-                                            'Prose about `#| export`.']
-    assert bd.HIDE_INPUT_TAG in nb.cells[1].metadata.tags
+    shown = nbformat.reads(conf.notebook_as_nbdev_shows_it(nbformat.writes(nb), 'x', []), as_version=4).cells
+    assert [c.source for c in shown] == ['def f(): pass\ns = "#| not a directive"', 'print(2)', 'print(3)',
+                                         'See [chapter 0](00_vocab.ipynb) and '
+                                         f'[data]({conf.REPO_FILES}/data/README.md).']
+    assert [c.metadata.get('tags', []) for c in shown[:3]] == [[], ['remove-input'], ['remove-output']]
 
 
-def test_refuses_to_replace_a_folder_it_did_not_make(tmp_path):
-    (tmp_path / 'keep.txt').write_text('mine')
-    r = subprocess.run([sys.executable, str(ROOT / 'tools' / 'build_docs.py'), '--out', str(tmp_path)],
-                       cwd=ROOT, capture_output=True, text=True, timeout=300)
-    assert r.returncode != 0 and 'refusing to replace' in r.stderr
-    assert (tmp_path / 'keep.txt').read_text() == 'mine'
+def test_the_shipped_model_is_an_export_of_the_best_preset():
+    from mlp_names.deeper import preset
+    from mlp_names.sampling import read_export
+    shipped, best = read_export(ROOT / 'docs' / 'try' / 'model.json')['config'], preset('best')
+    for k in ('block_size', 'merge', 'n_layers', 'n_embd', 'n_hidden', 'dropout', 'weight_decay'):
+        assert getattr(shipped, k) == getattr(best, k), k

@@ -1,9 +1,13 @@
-"""Open every page of the built site in headless Chromium, from file://, and screenshot it.
+"""Open every page of the built site in headless Chromium, from file://, and screenshot it; then use the search
+box and the name generator.
 
 `python tools/check_docs.py [--site _docs]` loads each *.html page of the site, waits for MathJax, saves a
 full-page screenshot to <site>/screens/<page>.png, and exits non-zero if a page logged a console error, threw,
-failed to load a file, showed an image that did not load, or has math that MathJax could not typeset.
-It drives Debian's Chromium (`apt-get install -y chromium`) through the DevTools protocol.
+failed to load a file, asked for anything outside file://, showed an image that did not load, or has math that
+MathJax could not typeset. Then: a search for "backward" typed into the search box must list chapter 03a first;
+and try.html must give, for five contexts, the next-character probabilities that mlp_names.sampling gives for the
+same exported model (within 1e-5), and 200 names drawn with prefix "ma", lengths 5-8 and "new" that all meet
+those controls. It drives Debian's Chromium (`apt-get install -y chromium`) through the DevTools protocol.
 """
 import argparse, base64, itertools, json, os, shutil, subprocess, sys, tempfile, time, urllib.request
 from pathlib import Path
@@ -40,6 +44,7 @@ class Browser:
         self.profile = tempfile.mkdtemp(prefix='check_docs-')
         # --no-sandbox: Chromium refuses to start its sandbox as root (containers, CI)
         args = [exe, '--headless=new', '--no-sandbox', '--disable-gpu', '--hide-scrollbars', '--no-first-run',
+                '--disable-background-networking', '--disable-component-update', '--disable-sync',
                 '--remote-debugging-port=0', f'--user-data-dir={self.profile}', f'--window-size={WIDTH},{HEIGHT}',
                 'about:blank']
         self.proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -108,7 +113,8 @@ class Browser:
 
 
 def console_errors(events: list) -> list:
-    """The errors a page reported: console.error, uncaught exceptions, and the browser's log (failed loads)."""
+    """What a page reported: console.error, uncaught exceptions, the browser's log (failed loads), and any request
+    for something that is not a file of the site (the pages must work offline)."""
     found = []
     for e in events:
         p = e.get('params', {})
@@ -120,18 +126,41 @@ def console_errors(events: list) -> list:
         elif e['method'] == 'Log.entryAdded' and p.get('entry', {}).get('level') == 'error':
             entry = p['entry']
             found.append(f'console error: {entry.get("text", "")} {entry.get("url", "")}'.strip())
+        elif e['method'] == 'Network.requestWillBeSent':
+            url = p.get('request', {}).get('url', '')
+            if not url.split(':', 1)[0] in ('file', 'data', 'blob', 'about'):
+                found.append(f'network request: {url}')
     return list(dict.fromkeys(found))  # Chromium may report one error through two channels
 
 
-def check_page(browser: Browser, page: Path, shot: Path) -> list:
+def load(browser: Browser, page: Path, query: str = ''):
     browser.events.clear()
-    browser.call('Page.navigate', url=page.resolve().as_uri())
+    browser.call('Page.navigate', url=page.resolve().as_uri() + query)
     browser.wait_for('Page.loadEventFired', PAGE_TIMEOUT)
-    result = browser.call('Runtime.evaluate', expression=PAGE_PROBLEMS, awaitPromise=True, returnByValue=True)
+
+
+def evaluate(browser: Browser, expression: str):
+    result = browser.call('Runtime.evaluate', expression=expression, awaitPromise=True, returnByValue=True)
     if 'exceptionDetails' in result:
-        problems = ['page check failed: ' + result['exceptionDetails'].get('text', '')]
-    else:
-        problems = list(result['result'].get('value') or [])
+        d = result['exceptionDetails']
+        raise RuntimeError((d.get('exception', {}).get('description') or d.get('text', '')).splitlines()[0])
+    return result['result'].get('value')
+
+
+def wait_until(browser: Browser, expression: str, what: str, timeout: float = PAGE_TIMEOUT):
+    deadline = time.monotonic() + timeout
+    while not evaluate(browser, expression):
+        if time.monotonic() > deadline:
+            raise RuntimeError(f'{what} within {timeout:.0f} s')
+        time.sleep(0.2)
+
+
+def check_page(browser: Browser, page: Path, shot: Path) -> list:
+    load(browser, page)
+    try:
+        problems = list(evaluate(browser, PAGE_PROBLEMS) or [])
+    except RuntimeError as e:
+        problems = [f'page check failed: {e}']
     # full page: let the viewport grow to the page's height for the shot, then restore it
     size = browser.call('Page.getLayoutMetrics')['cssContentSize']
     height = max(HEIGHT, int(size['height']))
@@ -145,6 +174,73 @@ def check_page(browser: Browser, page: Path, shot: Path) -> list:
     tmp.write_bytes(base64.b64decode(png))
     os.replace(tmp, shot)
     return console_errors(browser.events) + problems
+
+
+def check_search(browser: Browser, site: Path) -> list:
+    """Type "backward" into the search box of the home page and press Enter: chapter 03a must come first."""
+    load(browser, site / 'index.html')
+    evaluate(browser, 'document.querySelector(\'input[name="q"]\').focus()')
+    browser.call('Input.insertText', text='backward')
+    for kind in ('keyDown', 'keyUp'):
+        browser.call('Input.dispatchKeyEvent', type=kind, key='Enter', code='Enter', windowsVirtualKeyCode=13,
+                     **({'text': '\r'} if kind == 'keyDown' else {}))
+    browser.wait_for('Page.loadEventFired', PAGE_TIMEOUT)
+    wait_until(browser, "document.querySelectorAll('#search-results li').length > 0 && "
+               "/found/i.test(document.querySelector('#search-results').textContent)", 'no search results')
+    hits = evaluate(browser, "[...document.querySelectorAll('#search-results li a')].map(a => a.getAttribute('href'))")
+    problems = console_errors(browser.events)
+    first = hits[0].split('#')[0].split('?')[0] if hits else None
+    if first != '03a_backward.html':
+        problems.append(f'search "backward": first result {first}, not 03a_backward.html (results: {hits[:5]})')
+    print(f'{"FAIL" if problems else "ok  "} search "backward": {len(hits)} results, first {hits[0] if hits else None}')
+    return problems
+
+
+def check_try(browser: Browser, site: Path, shot: Path) -> list:
+    """try.html against mlp_names.sampling on the same exported model, then its controls on 200 names."""
+    import torch
+    from mlp_names.dataset import split_words
+    from mlp_names.files import load_words
+    from mlp_names.sampling import inference_net, next_char_probs, read_export
+    exported = read_export(site / 'model.json')
+    net, vocab, bs = inference_net(exported['model']), exported['vocab'], exported['block_size']
+    g = torch.Generator().manual_seed(0)
+    contexts = [[0] * bs, ([0] * bs + vocab.encode('ma'))[-bs:], ([0] * bs + vocab.encode('emma'))[-bs:]] + \
+               torch.randint(1, len(vocab), (2, bs), generator=g).tolist()
+    controls = [(1.0, None, True), (0.7, None, True), (1.3, 5, True), (1.0, None, False), (0.5, 3, False)]
+    load(browser, site / 'try.html')
+    problems = []
+    for ctx, (T, k, can_end) in zip(contexts, controls):
+        with torch.no_grad():
+            want = next_char_probs(net(torch.tensor([ctx])), T, k, can_end)[0]
+        got = torch.tensor(evaluate(browser, f'mlpNames.nextCharProbs(mlpNames.forward(mlpNames.loadModel('
+                                    f'MLP_NAMES_EXPORT), {ctx}), {T}, {json.dumps(k)}, {json.dumps(can_end)})'),
+                           dtype=torch.float64)
+        diff = (got - want).abs().max().item()
+        print(f'     context {vocab.decode(ctx)!r}, T={T}, top-k={k}, can end={can_end}: largest difference {diff:.1e}')
+        if not diff <= 1e-5:
+            problems.append(f'try.html: context {ctx}: probabilities differ from Python by {diff:.2e}')
+    # the controls, set in the form as a reader would, then the button
+    form = {'prefix': 'ma', 'minlen': 5, 'maxlen': 8, 'count': 200, 'temperature': 1, 'topk': '', 'seed': 1}
+    evaluate(browser, ';'.join(f'document.getElementById({k!r}).value = {json.dumps(str(v))}' for k, v in form.items())
+             + ";document.getElementById('novel').checked = true; document.getElementById('unique').checked = false")
+    evaluate(browser, "document.getElementById('draw').click()")
+    wait_until(browser, "document.getElementById('status').dataset.done", 'no names')
+    names = evaluate(browser, "[...document.querySelectorAll('#names li')].map(li => li.textContent)")
+    words = load_words()
+    trained = set(split_words(words, exported['config'].split_seed)[0])
+    bad = [nm for nm in names if not (nm.startswith('ma') and 5 <= len(nm) <= 8 and nm not in trained)]
+    if len(names) != 200 or bad:
+        status = evaluate(browser, "document.getElementById('status').textContent")
+        problems.append(f'try.html: {len(names)} names, {len(bad)} break the controls {bad[:5]} ({status})')
+    print(f'     200 names asked for with prefix "ma", lengths 5-8, new: {len(names)} came, {len(bad)} break the controls,'
+          f' e.g. {", ".join(names[:6])}')
+    png = browser.call('Page.captureScreenshot', format='png')['data']
+    shot.parent.mkdir(parents=True, exist_ok=True)
+    shot.write_bytes(base64.b64decode(png))
+    problems += console_errors(browser.events)
+    print(f'{"FAIL" if problems else "ok  "} try.html: Python and JavaScript agree, controls met  -> {shot}')
+    return problems
 
 
 def find_browser(given: str | None) -> str:
@@ -175,7 +271,7 @@ def main():
         sys.exit(f'check_docs: error: could not drive {exe}: {e}')
     failed = 0
     try:
-        for domain in ('Page', 'Runtime', 'Log'):
+        for domain in ('Page', 'Runtime', 'Log', 'Network'):
             browser.call(f'{domain}.enable')
         for page in pages:
             shot = screens / f'{page.stem}.png'
@@ -187,9 +283,19 @@ def main():
             print(f'{"FAIL" if problems else "ok  "} {page.name}' + ('' if problems else f'  -> {shot}'))
             for p in problems:
                 print(f'     {p}')
+        for name, check in (('search', lambda: check_search(browser, args.site)),
+                            ('try.html', lambda: check_try(browser, args.site, screens / 'try-names.png'))):
+            try:
+                problems = check()
+            except (RuntimeError, ValueError, OSError) as e:
+                problems = [f'{name}: {e}']
+                print(f'FAIL {name}')
+            failed += bool(problems)
+            for p in problems:
+                print(f'     {p}')
     finally:
         browser.close()
-    print(f'check_docs: {len(pages) - failed} of {len(pages)} pages ok; screenshots in {screens}')
+    print(f'check_docs: {len(pages) + 2 - failed} of {len(pages) + 2} checks ok; screenshots in {screens}')
     if failed:
         sys.exit(1)
 

@@ -1,0 +1,206 @@
+"""Sphinx configuration of the book's website (`make docs`): the notebooks of nbs/ as pages, from their stored
+outputs (MyST-NB, nothing re-runs), the API reference of each chapter's module (autodoc), offline math (the
+MathJax that django-static-mathjax ships) and Sphinx's own search. `try.html`, the name generator, is copied
+as it is from docs/try/, with the exported model it samples from (model.json, also written as model.js).
+
+nbdev's cell directives keep their meaning: before MyST-NB reads a notebook, `notebook_as_nbdev_shows_it`
+drops `#| hide` cells, turns `echo: false` / `output: false` into MyST-NB's remove-input / remove-output tags,
+and removes the `#|` lines (and nbval's markers) from the code shown.
+"""
+import configparser, importlib, importlib.util, inspect, re, shutil, sys
+from pathlib import Path
+
+import nbformat
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))  # document the working tree's package
+_cfg = configparser.ConfigParser(delimiters=['='], interpolation=None)
+_cfg.read(ROOT / 'settings.ini', encoding='utf-8')
+SETTINGS = dict(_cfg['DEFAULT'])
+LIB = SETTINGS['lib_name']
+REPO_FILES = f'{SETTINGS["git_url"]}/blob/{SETTINGS.get("branch", "main")}'
+
+project = SETTINGS['title']
+author = SETTINGS['author']
+copyright = SETTINGS['copyright']
+release = SETTINGS['version']
+
+extensions = ['myst_nb', 'sphinx.ext.autodoc', 'sphinx.ext.mathjax']
+root_doc = 'index'
+exclude_patterns = ['.ipynb_checkpoints', '**/.ipynb_checkpoints']
+nb_execution_mode = 'off'  # the stored outputs are the pages' outputs
+nb_output_folder = '_build/jupyter_execute'  # beside the site's folder, where MyST-NB writes the outputs' files
+nb_merge_streams = True  # one block per cell's printed text
+# a widget (chapter 06's panel) shows its text line: its scripts would come from the network and need a kernel
+nb_mime_priority_overrides = [('html', 'application/vnd.jupyter.widget-view+json', None)]
+nb_ipywidgets_js = {}
+myst_enable_extensions = ['dollarmath', 'amsmath']
+default_role = 'literal'  # `name` in a docstring is code, as in the notebooks' markdown
+autodoc_member_order = 'bysource'
+autodoc_typehints = 'signature'
+add_module_names = False
+
+html_theme = 'alabaster'
+html_title = project
+html_static_path = ['static']
+html_css_files = ['book.css']
+html_extra_path = ['try']
+templates_path = ['templates']
+html_sidebars = {'**': ['about.html', 'searchbox.html', 'try_link.html', 'navigation.html', 'relations.html']}
+html_theme_options = {'description': SETTINGS['description'], 'fixed_sidebar': False, 'show_relbars': True}
+html_show_sourcelink = False
+html_copy_source = False
+html_show_search_summary = False  # summaries are fetched from the pages, which file:// does not allow
+
+# MathJax from a local copy: SVG output needs no web fonts, and "full" loads nothing later
+mathjax_path = 'mathjax/tex-svg-full.js'
+mathjax3_config = {
+    'tex': {'inlineMath': [['$', '$'], ['\\(', '\\)']], 'processEscapes': True, 'packages': {'[-]': ['noundefined']}},
+    'svg': {'fontCache': 'global'},
+}
+
+DIRECTIVE = re.compile(r'^\s*#\|\s?(.*)$')
+NBVAL_MARK = re.compile(r'^\s*#\s*NBVAL_[A-Z_]+\s*$')
+HIDE_CELL = {'hide', 'include: false'}
+HIDE_INPUT = {'echo: false', 'hide_input'}
+HIDE_OUTPUT = {'output: false', 'hide_output'}
+
+
+def split_directives(source: str) -> tuple:
+    """(directives, code): as in nbdev, directives are the `#|` lines before the first line of code."""
+    lines, directives, start = source.splitlines(), [], 0
+    while start < len(lines):
+        m = DIRECTIVE.match(lines[start])
+        if m:
+            directives.append(' '.join(m.group(1).split()))
+        elif lines[start].strip() and not NBVAL_MARK.match(lines[start]):
+            break
+        start += 1
+    return directives, '\n'.join(lines[start:]).strip('\n')
+
+
+def repo_link(match) -> str:
+    """Links written for the repository: other notebooks become pages, other files the repository's copy."""
+    text, url = match.group(1), match.group(2)
+    if re.match(r'^[a-zA-Z][a-zA-Z0-9+.-]*:|^#', url):
+        return match.group(0)
+    if url.startswith('../nbs/'):
+        return f'[{text}]({url[len("../nbs/"):]})'
+    if url.startswith('../') and not match.group(0).startswith('!'):
+        return f'[{text}]({REPO_FILES}/{url[3:]})'
+    return match.group(0)
+
+
+def api_reference(module: str) -> str:
+    """MyST for the API reference of lib.module: each name of its `__all__`, and the methods it adds to classes of
+    earlier modules with fastcore's @patch (which autodoc would otherwise show with the class)."""
+    full = f'{LIB}.{module}'
+    mod = importlib.import_module(full)
+    lines = ['## API reference', '', f'The public names of `{full}`, read from the module itself.', '',
+             '```{eval-rst}', f'.. automodule:: {full}', '']
+    for name in getattr(mod, '__all__', []):
+        obj = getattr(mod, name)
+        if inspect.isclass(obj):
+            lines += [f'.. autoclass:: {full}.{name}', '   :members:', '   :undoc-members:', '']
+        elif callable(obj):
+            lines += [f'.. autofunction:: {full}.{name}', '']
+        else:
+            lines += [f'.. autodata:: {full}.{name}', '']
+    for cls, name in patched_methods(full):
+        lines += [f'.. automethod:: {cls.__module__}.{cls.__qualname__}.{name}', '']
+    return '\n'.join(lines + ['```'])
+
+
+def patched_methods(full: str) -> list:
+    found = []
+    for mname, mod in sorted(sys.modules.items()):
+        if not mname.startswith(f'{LIB}.') or mname == full or mod is None:
+            continue
+        for cls in vars(mod).values():
+            if inspect.isclass(cls) and cls.__module__ == mname:
+                found += [(cls, n) for n, f in vars(cls).items()
+                          if not n.startswith('_') and getattr(f, '__module__', None) == full]
+    return found
+
+
+def notebook_as_nbdev_shows_it(text: str, docname: str, chapters: list) -> str:
+    nb = nbformat.reads(text, as_version=4)
+    nb.metadata.setdefault('language_info', {'name': 'python', 'pygments_lexer': 'ipython3'})  # nbdev_clean drops it
+    cells, module = [], None
+    for cell in nb.cells:
+        directives, source = split_directives(cell.source)
+        flags = {d.lower() for d in directives}
+        module = next((d.split(None, 1)[1] for d in directives if d.startswith('default_exp ')), module)
+        if flags & HIDE_CELL or (not source and not cell.get('outputs')):
+            continue
+        tags = cell.metadata.setdefault('tags', [])
+        tags += ['remove-input'] * bool(flags & HIDE_INPUT or not source) + ['remove-output'] * bool(flags & HIDE_OUTPUT)
+        if cell.cell_type == 'markdown':
+            source = re.sub(r'!?\[([^\]]*)\]\(([^)\s]+)\)', repo_link, source)
+        cell.source = source
+        cells.append(cell)
+    if module:
+        cells.append(nbformat.v4.new_markdown_cell(api_reference(module)))
+    if docname == root_doc:  # the chapter list of the sidebar and of previous/next
+        toc = '\n'.join(['```{toctree}', ':hidden:', ':maxdepth: 2', ''] + chapters + ['```'])
+        cells.append(nbformat.v4.new_markdown_cell(toc))
+    nb.cells = cells
+    return nbformat.writes(nb)
+
+
+def on_source_read(app, docname, source):
+    if app.env.doc2path(docname).suffix == '.ipynb':
+        chapters = sorted(p.stem for p in Path(app.srcdir).glob('*.ipynb') if p.stem != root_doc)
+        source[0] = notebook_as_nbdev_shows_it(source[0], docname, chapters)
+
+
+def skip_patched(app, what, name, obj, skip, options):
+    """A class's methods added by a later chapter (fastcore's @patch) are documented with that chapter."""
+    if what != 'class':
+        return None
+    func = getattr(obj, 'fget', obj)
+    mod = sys.modules.get(getattr(func, '__module__', None) or '')
+    owner = getattr(mod, getattr(func, '__qualname__', '').split('.')[0], None) if mod else None
+    if inspect.isclass(owner) and owner.__module__ != func.__module__:
+        return True
+    return None
+
+
+def docstring_as_text(app, what, name, obj, options, lines):
+    """The docstrings are written like the notebooks' markdown, not reStructuredText: outside `code`, the
+    characters that reStructuredText reads as markup (|x| a substitution, name_ a link) are plain text."""
+    if what == 'data':
+        lines[:] = []  # a constant has no docstring of its own: what autodoc finds is its type's (dict, str)
+    for i, line in enumerate(lines):
+        parts = line.split('`')
+        lines[i] = '`'.join(re.sub(r'([|*_\\])', r'\\\1', p) if k % 2 == 0 else p for k, p in enumerate(parts))
+
+
+def copy_mathjax(app, exception):
+    if exception or app.builder.format != 'html':
+        return
+    spec = importlib.util.find_spec('mathjax')
+    base = Path(spec.submodule_search_locations[0]) / 'static' / 'mathjax' if spec else None
+    if not base or not (base / 'es5' / 'tex-svg-full.js').is_file():
+        raise RuntimeError('MathJax not found: install django-static-mathjax (`make setup-dev` does)')
+    dest = Path(app.outdir) / '_static' / 'mathjax'
+    dest.mkdir(parents=True, exist_ok=True)
+    for name in ('es5/tex-svg-full.js', 'LICENSE'):
+        shutil.copyfile(base / name, dest / Path(name).name)
+
+
+def model_script(app, exception):
+    """try.html's model: the exported JSON as a script (model.js), since a file:// page may not read other files."""
+    if exception or app.builder.format != 'html':
+        return
+    model = Path(app.confdir) / 'try' / 'model.json'
+    text = model.read_text(encoding='utf-8')
+    (Path(app.outdir) / 'model.js').write_text(f'window.MLP_NAMES_EXPORT = {text.strip()};\n', encoding='utf-8')
+
+
+def setup(app):
+    app.connect('source-read', on_source_read)
+    app.connect('autodoc-skip-member', skip_patched)
+    app.connect('autodoc-process-docstring', docstring_as_text)
+    app.connect('build-finished', copy_mathjax)
+    app.connect('build-finished', model_script)
