@@ -272,8 +272,10 @@ def _fit_job(run: Run, words: list[str], until: int, run_dir, quiet: bool, made_
         step = _step_on_disk(run_dir)
         kept = (f"{run_dir} keeps the run saved at step {step}" if step is not None else
                 "nothing of this run was saved" + (f", and {run_dir} is removed" if made_dir else ''))
-        if isinstance(e, NonFiniteError): raise NonFiniteError(f"{e}; {kept}; start again with a lower --lr than {run.config.lr:g}") from None
-        raise OSError(f"{e}; {kept}; make room, then {'continue with --resume' if step is not None else 'train again'}") from None
+        if isinstance(e, NonFiniteError):
+            raise NonFiniteError(f"{e}; {kept}; start again with a lower --lr than {run.config.lr:g}") from None
+        then = 'continue with --resume' if step is not None else 'train again'
+        raise OSError(f"{e}; {kept}; make room, then {then}") from None
 
 # %% ../nbs/04a_runs.ipynb 30
 def start_run(run_dir, config: TrainConfig | None = None, data=None, overwrite: bool = False, quiet: bool = False) -> Run:
