@@ -15,7 +15,7 @@ from .runs import continue_run, load_run, run_words, start_run
 from .sampling import MAX_LEN, _check_letters, iter_samples, sample, sample_quality, score
 
 # %% auto 0
-__all__ = ['SHORT_NAMES', 'COMMANDS', 'add_config_flags', 'build_parser', 'cmd_train', 'cmd_sample', 'cmd_score', 'cmd_evaluate',
+__all__ = ['SHORT_NAMES', 'COMMANDS', 'add_config_flags', 'build_parser', 'cmd_train', 'cmd_sample', 'cmd_evaluate', 'cmd_score',
            'cmd_plot', 'main']
 
 # %% ../nbs/07_cli.ipynb 5
@@ -166,6 +166,21 @@ def cmd_sample(args) -> None:
     else:
         for name in names: print(name)
 
+def cmd_evaluate(args) -> None:
+    run = load_run(args.run)
+    words = run_words(run) if args.data is None else load_words(args.data)
+    losses = run.losses(words)
+    if args.samples:
+        torch.set_num_threads(run.config.threads)
+        q = sample_quality(run.model, run.vocab, run.config.block_size, _split_of(run, words, 0), n=args.samples)
+    if args.json: print(json.dumps({**losses, 'samples': q} if args.samples else losses))
+    else:
+        for name, value in losses.items(): print(f'{name:5s} {value:.4f}')
+        if args.samples:
+            print(f"{q['samples']:,} samples at temperature 1: {q['in_train']:.1%} in the training set, {q['new']:.1%} new, "
+                  f"{q['distinct']:.1%} distinct; mean length {q['mean_len']:.2f} (training words {q['data_mean_len']:.2f})")
+
+# %% ../nbs/07_cli.ipynb 11
 def _names_to_score(args) -> list[tuple[str | None, str]]:
     "(where, name) of each name to score: None for the command line's, the line of standard input's ('-')."
     found = []
@@ -197,21 +212,7 @@ def cmd_score(args) -> None:
             print(f"{r['name']:{width}}  {r['nats']:7.3f} nats  {r['nats_per_char']:.3f} per letter  "
                   f"more name-like than {r['percentile']:.1f}% of the validation names")
 
-def cmd_evaluate(args) -> None:
-    run = load_run(args.run)
-    words = run_words(run) if args.data is None else load_words(args.data)
-    losses = run.losses(words)
-    if args.samples:
-        torch.set_num_threads(run.config.threads)
-        q = sample_quality(run.model, run.vocab, run.config.block_size, _split_of(run, words, 0), n=args.samples)
-    if args.json: print(json.dumps({**losses, 'samples': q} if args.samples else losses))
-    else:
-        for name, value in losses.items(): print(f'{name:5s} {value:.4f}')
-        if args.samples:
-            print(f"{q['samples']:,} samples at temperature 1: {q['in_train']:.1%} in the training set, {q['new']:.1%} new, "
-                  f"{q['distinct']:.1%} distinct; mean length {q['mean_len']:.2f} (training words {q['data_mean_len']:.2f})")
-
-# %% ../nbs/07_cli.ipynb 11
+# %% ../nbs/07_cli.ipynb 12
 def cmd_plot(args) -> None:
     from mlp_names.diagnostics import save_graphs  # matplotlib loads only for this command
     run = load_run(args.run)

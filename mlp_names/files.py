@@ -10,7 +10,8 @@ from .dataset import read_words
 
 # %% auto 0
 __all__ = ['LOCK_FILE', 'NAMES_URL', 'NAMES_SHA256', 'DATA_ENV', 'WriteError', 'atomic_write_bytes', 'stale_temporaries',
-           'DirLock', 'sha256_of', 'download_names', 'cache_dir', 'find_local_data', 'names_path', 'load_words']
+           'open_lock_file', 'DirLock', 'sha256_of', 'download_names', 'cache_dir', 'find_local_data', 'names_path',
+           'load_words']
 
 # %% ../nbs/01a_files.ipynb 6
 def _umask() -> int:
@@ -47,6 +48,21 @@ def stale_temporaries(directory) -> list[Path]:
 # %% ../nbs/01a_files.ipynb 11
 LOCK_FILE = '.lock'
 
+def open_lock_file(path: Path) -> int:
+    "Open (or create) the lock file `path` itself: never through a link, never a file that is not its own."
+    try: fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_NONBLOCK, 0o666 & ~_umask())
+    except OSError as e:
+        if e.errno != errno.ELOOP: raise
+        raise OSError(f"{path} is a symbolic link, not a lock file; it was not followed. Remove it "
+                      f"(rm {path}) and try again") from None
+    st = os.fstat(fd)
+    if not stat.S_ISREG(st.st_mode) or st.st_nlink != 1:
+        os.close(fd)
+        what = 'is not a regular file' if not stat.S_ISREG(st.st_mode) else 'is a hard link to another file'
+        raise OSError(f"{path} {what}, not a lock file; it was left untouched. Remove it and try again")
+    return fd
+
+# %% ../nbs/01a_files.ipynb 12
 class DirLock:
     "An exclusive lock on a directory, held by this process until `release` (or exit, even by kill -9)."
     def __init__(self, directory):
@@ -59,24 +75,10 @@ class DirLock:
         try: return os.read(fd, 32).decode(errors='replace').strip() or 'unknown'
         finally: os.close(fd)
 
-    def _open(self) -> int:
-        "Open (or create) the lock file itself: never through a link, never a file that is not its own."
-        try: fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_NONBLOCK, 0o666 & ~_umask())
-        except OSError as e:
-            if e.errno != errno.ELOOP: raise
-            raise OSError(f"{self.path} is a symbolic link, not a lock file; it was not followed. Remove it "
-                          f"(rm {self.path}) and try again") from None
-        st = os.fstat(fd)
-        if not stat.S_ISREG(st.st_mode) or st.st_nlink != 1:
-            os.close(fd)
-            what = 'is not a regular file' if not stat.S_ISREG(st.st_mode) else 'is a hard link to another file'
-            raise OSError(f"{self.path} {what}, not a lock file; it was left untouched. Remove it and try again")
-        return fd
-
     def acquire(self) -> DirLock:
         self.directory.mkdir(parents=True, exist_ok=True)
         while True:
-            fd = self._open()
+            fd = open_lock_file(self.path)
             try: fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except OSError as e:
                 os.close(fd)
@@ -99,7 +101,7 @@ class DirLock:
     def __enter__(self): return self.acquire()
     def __exit__(self, *exc): self.release()
 
-# %% ../nbs/01a_files.ipynb 17
+# %% ../nbs/01a_files.ipynb 18
 NAMES_URL = 'https://raw.githubusercontent.com/karpathy/makemore/master/names.txt'
 NAMES_SHA256 = '0a30b5557f192f32ab962680889aac5f6fda0f4cecf40a6d0b5694f58ea8cc4d'
 DATA_ENV = 'MLP_NAMES_DATA'
@@ -120,7 +122,7 @@ def download_names(dest, url: str = NAMES_URL, sha256: str = NAMES_SHA256, timeo
                          f"nothing was written to {dest}. Try again, or fetch the file by hand")
     return atomic_write_bytes(dest, data)
 
-# %% ../nbs/01a_files.ipynb 21
+# %% ../nbs/01a_files.ipynb 22
 def cache_dir() -> Path:
     "Where downloaded data is kept: `$XDG_CACHE_HOME/mlp_names`, else `~/.cache/mlp_names`."
     root = os.environ.get('XDG_CACHE_HOME') or Path.home() / '.cache'

@@ -115,7 +115,9 @@ def _checked_state(run_dir) -> tuple[Path, dict]:
     if state.get('version') != RUN_VERSION:
         raise ValueError(f"{path}: run format version {state.get('version')!r}, this mlp_names reads {RUN_VERSION}; "
                          "train the run again with this version")
-    if state.get('sha256') != state_sha256(state):
+    try: intact = state.get('sha256') == state_sha256(state)
+    except Exception: intact = False  # something no run holds: as damaged as a wrong checksum
+    if not intact:
         raise _unreadable(path, 'damaged: its contents differ from the SHA-256 recorded when it was saved')
     if bad := nonfinite_part(state):
         raise NonFiniteError(f"{path}: {bad} holds NaN or infinity, so this model cannot be used; restore run.pt from "
