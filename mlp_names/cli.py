@@ -4,7 +4,7 @@
 
 # %% ../nbs/07_cli.ipynb 2
 from __future__ import annotations
-import argparse, dataclasses, json, os, sys
+import argparse, dataclasses, json, os, re, sys
 from pathlib import Path
 import torch
 import mlp_names
@@ -13,10 +13,10 @@ from .dataset import split_words
 from .train import TrainConfig, setting_problem
 from .deeper import PRESETS, preset
 from .runs import continue_run, load_run, run_words, start_run
-from .sampling import iter_samples, sample, sample_quality, score, write_export
+from .sampling import MAX_LEN, _check_letters, iter_samples, sample, sample_quality, score, write_export
 
 # %% auto 0
-__all__ = ['SHORT_NAMES', 'COMMANDS', 'add_config_flags', 'build_parser', 'cmd_train', 'cmd_sample', 'cmd_score', 'cmd_evaluate',
+__all__ = ['SHORT_NAMES', 'COMMANDS', 'add_config_flags', 'build_parser', 'cmd_train', 'cmd_sample', 'cmd_evaluate', 'cmd_score',
            'cmd_plot', 'cmd_export', 'main']
 
 # %% ../nbs/07_cli.ipynb 5
@@ -45,6 +45,12 @@ def _count(text: str) -> int:
     try: value = int(text)
     except ValueError: raise argparse.ArgumentTypeError(f'expected a whole number, got {text!r}') from None
     if not 0 <= value < 2**63: raise argparse.ArgumentTypeError(f'must be from 0 to 2**63-1, got {value}')
+    return value
+
+def _max_len(text: str) -> int:
+    try: value = int(text)
+    except ValueError: raise argparse.ArgumentTypeError(f'expected a whole number, got {text!r}') from None
+    if not 1 <= value <= MAX_LEN: raise argparse.ArgumentTypeError(f'must be from 1 to {MAX_LEN:,}, got {value:,}')
     return value
 
 def _at_least_one(text: str) -> int:
@@ -88,7 +94,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument('--top-k', type=_at_least_one, metavar='K', help='draw each letter among the K most likely only')
     s.add_argument('--prefix', default='', help='every name starts with these letters')
     s.add_argument('--min-len', type=_count, default=1, metavar='A', help='shortest name, in letters (prefix included)')
-    s.add_argument('--max-len', type=_at_least_one, default=50, metavar='B', help='longest name, in letters')
+    s.add_argument('--max-len', type=_max_len, default=50, metavar='B', help='longest name, in letters')
     s.add_argument('--novel', action='store_true', help="no word the run trained on (its training split)")
     s.add_argument('--unique', action='store_true', help='no name twice')
     s.add_argument('--json', action='store_true', help='print one JSON list of the names')
@@ -118,6 +124,12 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 # %% ../nbs/07_cli.ipynb 8
+def _in_flags(message: str) -> str:
+    "A library message with the names of `TrainConfig` settings written as the flags that set them."
+    names = sorted((f.name for f in dataclasses.fields(TrainConfig)), key=len, reverse=True)
+    pattern = rf"\bTrainConfig\.({'|'.join(names)})\b|\b({'|'.join(n for n in names if '_' in n)})\b"
+    return re.sub(pattern, lambda m: SHORT_NAMES.get(name := m.group(1) or m.group(2), '--' + name.replace('_', '-')), message)
+
 def cmd_train(args) -> None:
     given = {f.name: getattr(args, f.name) for f in dataclasses.fields(TrainConfig) if hasattr(args, f.name)}
     try:
@@ -127,10 +139,12 @@ def cmd_train(args) -> None:
                                  + ', '.join('--' + k.replace('_', '-') for k in extra))
             run = continue_run(args.run, given.get('max_steps'), args.data, quiet=args.quiet)
         else:
-            config = preset(args.preset or 'original', **given)
+            try: config = preset(args.preset or 'original', **given)
+            except ValueError as e: raise ValueError(_in_flags(str(e))) from None
             run = start_run(args.run, config, args.data, overwrite=args.force, quiet=args.quiet)
     except KeyboardInterrupt:
-        run = load_run(args.run)
+        try: run = load_run(args.run)
+        except (OSError, ValueError): raise KeyboardInterrupt from None  # stopped before its first save: nothing to say
         print(f"mlp-names train: interrupted; saved at step {run.step} to {args.run}; continue with "
               f"`mlp-names train --run {args.run} --resume`", file=sys.stderr)
         raise SystemExit(130)
@@ -160,18 +174,6 @@ def cmd_sample(args) -> None:
     else:
         for name in names: print(name)
 
-def cmd_score(args) -> None:
-    names = [nm for arg in args.names for nm in ([l.strip() for l in sys.stdin if l.strip()] if arg == '-' else [arg])]
-    run = load_run(args.run)
-    torch.set_num_threads(run.config.threads)
-    records = score(run.model, run.vocab, run.config.block_size, names, reference=_split_of(run, run_words(run), 1))
-    width = max((len(r['name']) for r in records), default=0)
-    if args.json: print(json.dumps(records))
-    else:
-        for r in records:
-            print(f"{r['name']:{width}}  {r['nats']:7.3f} nats  {r['nats_per_char']:.3f} per letter  "
-                  f"more name-like than {r['percentile']:.1f}% of the validation names")
-
 def cmd_evaluate(args) -> None:
     run = load_run(args.run)
     words = run_words(run) if args.data is None else load_words(args.data)
@@ -187,6 +189,38 @@ def cmd_evaluate(args) -> None:
                   f"{q['distinct']:.1%} distinct; mean length {q['mean_len']:.2f} (training words {q['data_mean_len']:.2f})")
 
 # %% ../nbs/07_cli.ipynb 11
+def _names_to_score(args) -> list[tuple[str | None, str]]:
+    "(where, name) of each name to score: None for the command line's, the line of standard input's ('-')."
+    found = []
+    for arg in args.names:
+        if arg != '-': found.append((None, arg)); continue
+        data = sys.stdin.buffer.read() if hasattr(sys.stdin, 'buffer') else sys.stdin.read().encode()
+        try: text = data.decode('utf-8')
+        except UnicodeDecodeError as e:
+            line = data[:e.start].count(b'\n') + 1
+            raise ValueError(f"standard input, line {line}: not valid UTF-8; give UTF-8 text") from None
+        found += [(f'standard input, line {n}', line.strip()) for n, line in enumerate(text.split('\n'), 1) if line.strip()]
+    return found
+
+def cmd_score(args) -> None:
+    found = _names_to_score(args)
+    run = load_run(args.run)
+    for where, name in found:  # every name checked before any is scored: a bad one is named with where it is
+        try:
+            if not name: raise ValueError("the empty name '' has no letters to score; give names of one letter or more")
+            _check_letters('name', name, run.vocab)
+        except ValueError as e: raise ValueError(f'{where}: {e}' if where else str(e)) from None
+    names = [name for _, name in found]
+    torch.set_num_threads(run.config.threads)
+    records = score(run.model, run.vocab, run.config.block_size, names, reference=_split_of(run, run_words(run), 1))
+    width = max((len(r['name']) for r in records), default=0)
+    if args.json: print(json.dumps(records))
+    else:
+        for r in records:
+            print(f"{r['name']:{width}}  {r['nats']:7.3f} nats  {r['nats_per_char']:.3f} per letter  "
+                  f"more name-like than {r['percentile']:.1f}% of the validation names")
+
+# %% ../nbs/07_cli.ipynb 12
 def cmd_plot(args) -> None:
     from mlp_names.diagnostics import save_graphs  # matplotlib loads only for this command
     run = load_run(args.run)

@@ -4,38 +4,55 @@
 
 # %% ../nbs/01_dataset.ipynb 3
 from __future__ import annotations
-import random
+import os, random, re, stat
 from pathlib import Path
 import torch
 from .vocab import BOUNDARY, Vocab
 
 # %% auto 0
-__all__ = ['MIN_WORDS', 'read_words', 'split_words', 'build_dataset']
+__all__ = ['HIDDEN', 'MIN_WORDS', 'read_words', 'split_words', 'build_dataset']
 
 # %% ../nbs/01_dataset.ipynb 6
+# control characters (Unicode category Cc), line and paragraph separators, the invisible marks that reorder text
+HIDDEN = re.compile('[\x00-\x09\x0b-\x1f\x7f-\x9f\u200e\u200f\u2028\u2029\u202a-\u202e\u2066-\u2069\ufeff]')
+
+def _read_file(path: Path) -> bytes:
+    "The bytes of the regular file `path`; anything else (missing, a directory, a device, a pipe) is refused."
+    try: fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)  # non-blocking: opening a pipe must not wait for a writer
+    except FileNotFoundError: what = 'does not exist'
+    except OSError as e: what = f'cannot be read ({e.strerror})'
+    else:
+        mode = os.fstat(fd).st_mode
+        if stat.S_ISREG(mode):
+            with os.fdopen(fd, 'rb') as f: return f.read()
+        os.close(fd)
+        what = 'is a directory, not a file' if stat.S_ISDIR(mode) else 'is not a regular file (a device, pipe or socket)'
+    raise FileNotFoundError(f"{path}: {what}; give the path of a text file with one word per line")
+
 def read_words(path) -> list[str]:
     "The words of the one-word-per-line UTF-8 file `path`, checked."
     path = Path(path)
-    if not path.is_file():
-        what = 'is a directory, not a file' if path.is_dir() else 'does not exist'
-        raise FileNotFoundError(f"{path}: {what}; give the path of a text file with one word per line")
-    data = path.read_bytes()
+    data = _read_file(path)
     try: text = data.decode('utf-8').removeprefix('\ufeff')  # a byte-order mark is not a character of a name
     except UnicodeDecodeError as e:
         line = data[:e.start].count(b'\n') + 1
         raise ValueError(f"{path}, line {line}: not valid UTF-8 ({e.reason}); save the file as UTF-8") from None
+    check_hidden = HIDDEN.search(text) is not None  # most files have none: skip the check of each word
     words = []
-    for n, line in enumerate(text.splitlines(), start=1):
+    for n, line in enumerate(text.split('\n'), start=1):  # lines end at \n only (\r\n too: strip removes the \r)
         w = line.strip()
         if not w: continue
         if BOUNDARY in w:
             raise ValueError(f"{path}, line {n}: the word {w!r} contains {BOUNDARY!r}, which the model "
                              "reserves as the start/end token; remove or replace it")
+        if check_hidden and (bad := HIDDEN.search(w)):
+            raise ValueError(f"{path}, line {n}: the word {w!r} contains {bad.group()!r} (U+{ord(bad.group()):04X}), "
+                             "a control or invisible character, not a letter; remove it")
         words.append(w)
     if not words: raise ValueError(f"{path}: the file has no words; it needs one word per line")
     return words
 
-# %% ../nbs/01_dataset.ipynb 13
+# %% ../nbs/01_dataset.ipynb 14
 MIN_WORDS = 6  # the fewest words whose 80/10/10 split leaves every part one word
 
 def split_words(words: list[str], seed: int = 42) -> tuple[list[str], list[str], list[str]]:
@@ -48,7 +65,7 @@ def split_words(words: list[str], seed: int = 42) -> tuple[list[str], list[str],
     n1, n2 = int(0.8 * len(words)), int(0.9 * len(words))
     return words[:n1], words[n1:n2], words[n2:]
 
-# %% ../nbs/01_dataset.ipynb 20
+# %% ../nbs/01_dataset.ipynb 21
 def build_dataset(words: list[str], vocab: Vocab, block_size: int = 3) -> tuple[torch.Tensor, torch.Tensor]:
     "Contexts `X` (n, block_size) and next-character targets `Y` (n,) for every position of every word."
     if isinstance(block_size, bool) or not isinstance(block_size, int) or block_size < 1:

@@ -4,33 +4,40 @@
 
 # %% ../nbs/01a_files.ipynb 3
 from __future__ import annotations
-import errno, fcntl, hashlib, os, tempfile, urllib.request
+import errno, fcntl, hashlib, os, stat, tempfile, urllib.request
 from pathlib import Path
 from .dataset import read_words
 
 # %% auto 0
-__all__ = ['LOCK_FILE', 'NAMES_URL', 'NAMES_SHA256', 'DATA_ENV', 'atomic_write_bytes', 'stale_temporaries', 'DirLock',
-           'sha256_of', 'download_names', 'cache_dir', 'find_local_data', 'names_path', 'load_words']
+__all__ = ['LOCK_FILE', 'NAMES_URL', 'NAMES_SHA256', 'DATA_ENV', 'WriteError', 'atomic_write_bytes', 'stale_temporaries',
+           'open_lock_file', 'DirLock', 'sha256_of', 'download_names', 'cache_dir', 'find_local_data', 'names_path',
+           'load_words']
 
 # %% ../nbs/01a_files.ipynb 6
 def _umask() -> int:
     mask = os.umask(0o022); os.umask(mask)  # reading the umask means setting it; put it back at once
     return mask
 
+class WriteError(OSError):
+    "A file could not be written (its `errno` and `filename` kept); the message names the file."
+    def __str__(self): return f"could not write {self.filename}: {self.strerror}"
+
 def atomic_write_bytes(path, data: bytes) -> Path:
     "Write `data` to `path` so that a crash never leaves a partial file there."
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f'.{path.name}.', suffix='.tmp')
+    tmp = None
     try:
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f'.{path.name}.', suffix='.tmp')
         with os.fdopen(fd, 'wb') as f:
             os.fchmod(f.fileno(), 0o666 & ~_umask())
             f.write(data)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
+    except BaseException as e:
+        if tmp: Path(tmp).unlink(missing_ok=True)
+        if isinstance(e, OSError) and not isinstance(e, WriteError): raise WriteError(e.errno, e.strerror, str(path)) from None
         raise
     return path
 
@@ -38,9 +45,24 @@ def stale_temporaries(directory) -> list[Path]:
     "Temporary files that `atomic_write_bytes` left in `directory` when its process was killed mid-write."
     return sorted(Path(directory).glob('.*.tmp'))
 
-# %% ../nbs/01a_files.ipynb 9
+# %% ../nbs/01a_files.ipynb 11
 LOCK_FILE = '.lock'
 
+def open_lock_file(path: Path) -> int:
+    "Open (or create) the lock file `path` itself: never through a link, never a file that is not its own."
+    try: fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_NONBLOCK, 0o666 & ~_umask())
+    except OSError as e:
+        if e.errno != errno.ELOOP: raise
+        raise OSError(f"{path} is a symbolic link, not a lock file; it was not followed. Remove it "
+                      f"(rm {path}) and try again") from None
+    st = os.fstat(fd)
+    if not stat.S_ISREG(st.st_mode) or st.st_nlink != 1:
+        os.close(fd)
+        what = 'is not a regular file' if not stat.S_ISREG(st.st_mode) else 'is a hard link to another file'
+        raise OSError(f"{path} {what}, not a lock file; it was left untouched. Remove it and try again")
+    return fd
+
+# %% ../nbs/01a_files.ipynb 12
 class DirLock:
     "An exclusive lock on a directory, held by this process until `release` (or exit, even by kill -9)."
     def __init__(self, directory):
@@ -48,20 +70,22 @@ class DirLock:
 
     def holder(self) -> str:
         "The process id written in the lock file ('unknown' if unreadable)."
-        try: return self.path.read_text().strip() or 'unknown'
+        try: fd = os.open(self.path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
         except OSError: return 'unknown'
+        try: return os.read(fd, 32).decode(errors='replace').strip() or 'unknown'
+        finally: os.close(fd)
 
     def acquire(self) -> DirLock:
         self.directory.mkdir(parents=True, exist_ok=True)
         while True:
-            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o666 & ~_umask())
+            fd = open_lock_file(self.path)
             try: fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except OSError as e:
                 os.close(fd)
                 if e.errno not in (errno.EAGAIN, errno.EACCES): raise
                 raise BlockingIOError(f"{self.directory} is being written by process {self.holder()} "
                                       f"(lock file {self.path}); wait for it to finish, or choose another directory") from None
-            try: same = os.stat(self.path).st_ino == os.fstat(fd).st_ino
+            try: same = os.lstat(self.path).st_ino == os.fstat(fd).st_ino
             except FileNotFoundError: same = False
             if same: break
             os.close(fd)  # the holder removed the file while we waited for it: lock the new one
@@ -77,7 +101,7 @@ class DirLock:
     def __enter__(self): return self.acquire()
     def __exit__(self, *exc): self.release()
 
-# %% ../nbs/01a_files.ipynb 13
+# %% ../nbs/01a_files.ipynb 18
 NAMES_URL = 'https://raw.githubusercontent.com/karpathy/makemore/master/names.txt'
 NAMES_SHA256 = '0a30b5557f192f32ab962680889aac5f6fda0f4cecf40a6d0b5694f58ea8cc4d'
 DATA_ENV = 'MLP_NAMES_DATA'
@@ -98,7 +122,7 @@ def download_names(dest, url: str = NAMES_URL, sha256: str = NAMES_SHA256, timeo
                          f"nothing was written to {dest}. Try again, or fetch the file by hand")
     return atomic_write_bytes(dest, data)
 
-# %% ../nbs/01a_files.ipynb 17
+# %% ../nbs/01a_files.ipynb 22
 def cache_dir() -> Path:
     "Where downloaded data is kept: `$XDG_CACHE_HOME/mlp_names`, else `~/.cache/mlp_names`."
     root = os.environ.get('XDG_CACHE_HOME') or Path.home() / '.cache'
@@ -115,7 +139,7 @@ def names_path() -> Path:
     "The absolute path of `names.txt`: from the environment, the project, the cache, or a fresh download."
     env = os.environ.get(DATA_ENV)
     if env:
-        if not Path(env).is_file():
+        if not Path(env).exists():  # what exists but is not a regular file is refused by `read_words`, as such
             raise FileNotFoundError(f"{DATA_ENV}={env}: no such file; point it at a one-word-per-line text file or unset it")
         return Path(env).resolve()
     local = find_local_data()

@@ -4,36 +4,72 @@
 
 # %% ../nbs/04a_runs.ipynb 3
 from __future__ import annotations
-import inspect, io, json, math, os, pickle, sys, warnings, signal, threading
+import hashlib, inspect, io, json, math, os, pickle, sys, warnings, signal, threading, zipfile
 from array import array
 from pathlib import Path
 import torch
 from .vocab import Vocab
-from .files import DirLock, atomic_write_bytes, names_path, read_words, sha256_of, stale_temporaries
+from .files import DirLock, WriteError, atomic_write_bytes, names_path, read_words, sha256_of, stale_temporaries
 from .train import Callback, RecordUpdateRatios, Run, TrainConfig, build_model, evaluate, fit, make_step, new_run
 
 # %% auto 0
-__all__ = ['RUN_FILE', 'SUMMARY_FILE', 'RUN_FORMAT', 'RUN_VERSION', 'EVAL_ROWS', 'words_sha256', 'save_run', 'load_run',
-           'LogLines', 'ProgressBar', 'Checkpoint', 'StopOnInterrupt', 'job_callbacks', 'memory_needed', 'check_fits',
-           'start_run', 'run_words', 'continue_run']
+__all__ = ['RUN_FILE', 'SUMMARY_FILE', 'RUN_FORMAT', 'RUN_VERSION', 'EVAL_ROWS', 'NonFiniteError', 'words_sha256', 'state_sha256',
+           'nonfinite_part', 'run_state', 'save_run', 'load_run', 'LogLines', 'ProgressBar', 'StopOnInterrupt',
+           'StopOnNonFinite', 'Checkpoint', 'job_callbacks', 'memory_needed', 'check_fits', 'start_run', 'run_words',
+           'continue_run']
 
 # %% ../nbs/04a_runs.ipynb 6
-RUN_FILE, SUMMARY_FILE, RUN_FORMAT, RUN_VERSION = 'run.pt', 'run.json', 'mlp_names.run', 2
+RUN_FILE, SUMMARY_FILE, RUN_FORMAT, RUN_VERSION = 'run.pt', 'run.json', 'mlp_names.run', 3
+
+class NonFiniteError(ValueError):
+    "A model or optimizer holds NaN or infinity: it is neither trained on, saved nor used."
 
 def words_sha256(words: list[str]) -> str:
     "The checksum a run records of the words it trained on."
     return sha256_of('\n'.join(words).encode())
 
-def save_run(run: Run, run_dir) -> Path:
-    "Write `run` to `run_dir/run.pt` atomically, then its readable summary `run.json`."
-    run_dir = Path(run_dir)
+def _feed(h, obj) -> None:
+    "Add `obj` to the hash `h` unambiguously: every value with its kind and its size."
+    if isinstance(obj, torch.Tensor):
+        t = obj.detach().cpu().contiguous().reshape(-1)
+        h.update(f'tensor {t.dtype} {tuple(obj.shape)} '.encode()); h.update(t.view(torch.uint8).numpy().tobytes())
+    elif isinstance(obj, (dict, list, tuple)):
+        h.update(f'{type(obj).__name__} {len(obj)} '.encode())
+        for item in (obj.items() if isinstance(obj, dict) else obj):
+            for part in (item if isinstance(obj, dict) else (item,)): _feed(h, part)
+    else:
+        text = repr(obj); h.update(f'{type(obj).__name__} {len(text)} {text}'.encode())
+
+def state_sha256(state: dict) -> str:
+    "The SHA-256 of everything in a run's state except its own `sha256` entry."
+    h = hashlib.sha256(); _feed(h, {k: v for k, v in state.items() if k != 'sha256'}); return h.hexdigest()
+
+def nonfinite_part(state: dict) -> str | None:
+    "The first tensor of the model or the optimizer in `state` that holds a NaN or an infinity (None if none)."
+    def walk(obj, where):
+        if isinstance(obj, torch.Tensor):
+            return where if obj.is_floating_point() and not bool(torch.isfinite(obj).all()) else None
+        items = obj.items() if isinstance(obj, dict) else enumerate(obj) if isinstance(obj, (list, tuple)) else ()
+        return next((found for k, v in items if (found := walk(v, f'{where}[{k!r}]'))), None)
+    return walk(state.get('model'), 'model') or walk(state.get('optimizer'), 'optimizer')
+
+# %% ../nbs/04a_runs.ipynb 9
+def run_state(run: Run) -> dict:
+    "Everything `run` has, as tensors and plain data: what `run.pt` holds (with its `sha256`, added by `save_run`)."
     n_params = len(run.model.parameters())
     history = {'loss': torch.tensor(run.history['loss'], dtype=torch.float32),
                'ud': torch.stack(run.history['ud']) if run.history['ud'] else torch.empty(0, n_params)}
-    state = {'format': RUN_FORMAT, 'version': RUN_VERSION, 'config': run.config.to_dict(), 'vocab': run.vocab.to_dict(),
-             'step': run.step, 'data': {'path': run.data_path, 'sha256': run.data_sha256},
-             'model': run.model.state_dict(), 'optimizer': run.optimizer.state_dict(),
-             'generator': run.generator.get_state(), 'history': history}
+    return {'format': RUN_FORMAT, 'version': RUN_VERSION, 'config': run.config.to_dict(), 'vocab': run.vocab.to_dict(),
+            'step': run.step, 'data': {'path': run.data_path, 'sha256': run.data_sha256},
+            'model': run.model.state_dict(), 'optimizer': run.optimizer.state_dict(),
+            'generator': run.generator.get_state(), 'history': history}
+
+def save_run(run: Run, run_dir) -> Path:
+    "Write `run` to `run_dir/run.pt` atomically with its checksum, then its readable summary `run.json`; never a NaN."
+    run_dir, state = Path(run_dir), run_state(run)
+    if bad := nonfinite_part(state):
+        raise NonFiniteError(f"not saved at step {run.step}: {bad} holds NaN or infinity; {run_dir} keeps what it had")
+    state['sha256'] = state_sha256(state)
     for leftover in stale_temporaries(run_dir): leftover.unlink(missing_ok=True)
     buf = io.BytesIO()
     torch.save(state, buf)
@@ -42,36 +78,55 @@ def save_run(run: Run, run_dir) -> Path:
     atomic_write_bytes(run_dir / SUMMARY_FILE, (json.dumps(summary, indent=2) + '\n').encode())
     return path
 
-# %% ../nbs/04a_runs.ipynb 8
+# %% ../nbs/04a_runs.ipynb 11
+def _unreadable(path: Path, why: str) -> ValueError:
+    return ValueError(f"{path}: not a readable mlp_names run ({why}); it was not used: restore it from a copy, or train again")
+
 def _read_state(path: Path) -> dict:
-    with path.open('rb') as f: head = f.read(2)
-    if not head: raise ValueError(f"{path}: not a readable mlp_names run (the file is empty)")
-    if head != b'PK': raise ValueError(f"{path}: not a readable mlp_names run (not a checkpoint file: no zip header)")
+    data = path.read_bytes()
+    if not data: raise ValueError(f"{path}: not a readable mlp_names run (the file is empty)")
+    if data[:2] != b'PK': raise ValueError(f"{path}: not a readable mlp_names run (not a checkpoint file: no zip header)")
+    try:
+        with zipfile.ZipFile(io.BytesIO(data)) as z: bad = z.testzip()  # each part against its CRC-32
+    except Exception as e: raise _unreadable(path, f'truncated or damaged: {type(e).__name__}') from None
+    if bad is not None: raise _unreadable(path, f'damaged: its part {bad!r} does not match its checksum')
     try:
         with warnings.catch_warnings():  # torch warns about pickle protocols of files it then refuses
             warnings.simplefilter('ignore')
-            return torch.load(path, map_location='cpu', weights_only=True)
+            return torch.load(io.BytesIO(data), map_location='cpu', weights_only=True)
     except pickle.UnpicklingError as e:
         if 'GLOBAL' in str(e):
             raise ValueError(f"{path}: not a readable mlp_names run (it holds objects other than tensors and plain data, "
                              "which could run code; refused without loading them)") from None
-        raise ValueError(f"{path}: not a readable mlp_names run (damaged: not a valid checkpoint); train again or "
-                         "restore it from a copy") from None
-    except Exception as e:
-        raise ValueError(f"{path}: not a readable mlp_names run (truncated or damaged: {type(e).__name__}); "
-                         "train again or restore it from a copy") from None
+        raise _unreadable(path, 'damaged: not a valid checkpoint') from None
+    except Exception as e: raise _unreadable(path, f'truncated or damaged: {type(e).__name__}') from None
 
-def load_run(run_dir) -> Run:
-    "Load the run saved in `run_dir`, with clear errors for anything that is not one."
+# %% ../nbs/04a_runs.ipynb 12
+def _checked_state(run_dir) -> tuple[Path, dict]:
+    "The state in `run_dir/run.pt`, refused unless it is a run of this format, undamaged, with finite weights."
     path = Path(run_dir) / RUN_FILE
-    if not path.is_file():
+    if path.is_dir(): raise ValueError(f"{path}: is a directory, not a run file; move it away, or choose another --run")
+    if not path.exists():
         raise FileNotFoundError(f"{run_dir}: no run here ({path} not found); train one with `mlp-names train --run {run_dir}`")
+    if not path.is_file(): raise ValueError(f"{path}: not a regular file (a device, pipe or socket), so not a run")
     state = _read_state(path)
     if not isinstance(state, dict) or state.get('format') != RUN_FORMAT:
         raise ValueError(f"{path}: not an mlp_names run file (it has no '{RUN_FORMAT}' format tag)")
     if state.get('version') != RUN_VERSION:
         raise ValueError(f"{path}: run format version {state.get('version')!r}, this mlp_names reads {RUN_VERSION}; "
                          "train the run again with this version")
+    try: intact = state.get('sha256') == state_sha256(state)
+    except Exception: intact = False  # something no run holds: as damaged as a wrong checksum
+    if not intact:
+        raise _unreadable(path, 'damaged: its contents differ from the SHA-256 recorded when it was saved')
+    if bad := nonfinite_part(state):
+        raise NonFiniteError(f"{path}: {bad} holds NaN or infinity, so this model cannot be used; restore run.pt from "
+                             "a copy, or train again with a lower --lr")
+    return path, state
+
+def load_run(run_dir) -> Run:
+    "Load the run saved in `run_dir`, with clear errors for anything that is not one, or not intact."
+    path, state = _checked_state(run_dir)
     try:
         config, vocab = TrainConfig.from_dict(state['config']), Vocab.from_dict(state['vocab'])
         step, hist = state['step'], state['history']
@@ -87,7 +142,7 @@ def load_run(run_dir) -> Run:
     except (KeyError, TypeError, ValueError, RuntimeError, AttributeError) as e:
         raise ValueError(f"{path}: damaged mlp_names run ({type(e).__name__}: {e})") from None
 
-# %% ../nbs/04a_runs.ipynb 14
+# %% ../nbs/04a_runs.ipynb 20
 class LogLines(Callback):
     "Print the step and the loss every `every` steps, as the original does."
     def __init__(self, every: int = 100): self.every = every
@@ -104,14 +159,6 @@ class ProgressBar(Callback):
         if run.step % 100 == 0: self.bar.set_postfix(loss=f'{loss:.4f}', refresh=False)
     def after_fit(self, run): self.bar.close()
 
-class Checkpoint(Callback):
-    "Save the run to `run_dir` every `config.checkpoint_every` steps and when training stops."
-    def __init__(self, run_dir): self.run_dir = Path(run_dir)
-    def after_step(self, run, loss):
-        every = run.config.checkpoint_every
-        if every and run.step % every == 0 and run.step < run.config.max_steps: save_run(run, self.run_dir)
-    def after_fit(self, run): save_run(run, self.run_dir)
-
 class StopOnInterrupt(Callback):
     "Turn Ctrl-C into a KeyboardInterrupt raised between two steps, never inside one."
     def before_fit(self, run):
@@ -123,12 +170,44 @@ class StopOnInterrupt(Callback):
     def after_fit(self, run):
         if self.previous is not None: signal.signal(signal.SIGINT, self.previous)
 
-def job_callbacks(run_dir, quiet: bool = False) -> list[Callback]:
-    "What a training job on disk uses: ratios, progress (unless `quiet`), clean interrupts, checkpoints."
-    shown = [] if quiet else [ProgressBar() if sys.stdout.isatty() else LogLines()]
-    return [RecordUpdateRatios(), *shown, StopOnInterrupt(), Checkpoint(run_dir)]
+# %% ../nbs/04a_runs.ipynb 21
+def _problem(run: Run) -> str | None:
+    "What makes `run` unfit to train on or to save: a loss or a weight that is NaN or infinite (None if nothing)."
+    if run.history['loss'] and not math.isfinite(run.history['loss'][-1]): return f"the loss is {10 ** run.history['loss'][-1]}"
+    flat = getattr(run.optimizer, 'flat', None)  # chapter 03a: every weight in one buffer, checked in one call
+    # a sum is NaN or infinite whenever one of its terms is, and costs far less than a test of each term
+    if all(math.isfinite(t.sum().item()) for t in ([flat] if flat is not None else run.model.parameters())): return None
+    bad = nonfinite_part({'model': run.model.state_dict()})  # or the sum overflowed: then there is nothing wrong
+    return f"{bad} is NaN or infinite" if bad else None
 
-# %% ../nbs/04a_runs.ipynb 17
+class StopOnNonFinite(Callback):
+    "Stop at the first step whose loss or weights are NaN or infinite: nothing after it could be trusted."
+    def before_fit(self, run): self.after_step(run, None)
+    def after_step(self, run, loss):
+        if problem := _problem(run): raise NonFiniteError(f"training stopped at step {run.step}: {problem}")
+
+class Checkpoint(Callback):
+    "Save the run to `run_dir` every `config.checkpoint_every` steps and when training stops; never a broken run."
+    def __init__(self, run_dir): self.run_dir, self.failed = Path(run_dir), False
+    def save(self, run):
+        try:
+            if problem := _problem(run): raise NonFiniteError(f"training stopped at step {run.step}: {problem}")
+            save_run(run, self.run_dir)
+        except (NonFiniteError, WriteError):
+            self.failed = True  # so that the end of the loop does not try again
+            raise
+    def after_step(self, run, loss):
+        every = run.config.checkpoint_every
+        if every and run.step % every == 0 and run.step < run.config.max_steps: self.save(run)
+    def after_fit(self, run):
+        if not self.failed: self.save(run)
+
+def job_callbacks(run_dir, quiet: bool = False) -> list[Callback]:
+    "What a training job on disk uses: a finite check, ratios, progress (unless `quiet`), clean interrupts, checkpoints."
+    shown = [] if quiet else [ProgressBar() if sys.stdout.isatty() else LogLines()]
+    return [StopOnNonFinite(), RecordUpdateRatios(), *shown, StopOnInterrupt(), Checkpoint(run_dir)]
+
+# %% ../nbs/04a_runs.ipynb 25
 EVAL_ROWS = inspect.signature(evaluate).parameters['batch_size'].default  # rows of one evaluation batch
 
 def memory_needed(config: TrainConfig, vocab_size: int, n_examples: int = 0) -> dict[str, int]:
@@ -164,7 +243,7 @@ def check_fits(config: TrainConfig, vocab_size: int, n_examples: int = 0, availa
     raise MemoryError(f"these settings need about {gb(total)} of memory ({', '.join(f'{p} {gb(need[p])}' for p in parts if need[p])}), "
                       f"more than this machine's {gb(available)}; lower {_LOWER[parts[0]]}")
 
-# %% ../nbs/04a_runs.ipynb 20
+# %% ../nbs/04a_runs.ipynb 28
 def _words_of(data) -> tuple[str, list[str]]:
     path = Path(data).resolve() if data is not None else names_path()
     return str(path), read_words(path)
@@ -175,18 +254,32 @@ def _check_target(run_dir: Path, overwrite: bool) -> None:
     taken = [name for name in (RUN_FILE, SUMMARY_FILE) if (run_dir / name).exists()]
     if taken and not overwrite:
         raise FileExistsError(f"{run_dir} already holds {' and '.join(taken)}; continue the run with --resume, replace it "
-                              "with --force (overwrite=True), or choose another --run")
+                              "with --force, or choose another --run")
 
 def _n_examples(words: list[str]) -> int: return sum(map(len, words)) + len(words)
 
-def _fit_job(run: Run, words: list[str], until: int, run_dir, quiet: bool) -> Run:
-    "Fit `run` as a job on disk; an allocation that fails anyway becomes a MemoryError that says what to lower."
+def _step_on_disk(run_dir) -> int | None:
+    "The step of the run saved in `run_dir`, if one is there and intact."
+    try: return _checked_state(run_dir)[1]['step']
+    except (OSError, ValueError): return None
+
+def _fit_job(run: Run, words: list[str], until: int, run_dir, quiet: bool, made_dir: bool = False) -> Run:
+    "Fit `run` as a job on disk; what goes wrong on the way is said with what is safe on disk and what to do."
     try: return fit(run, *run.splits(words)['train'], until, job_callbacks(run_dir, quiet))
     except RuntimeError as e:
         if "can't allocate memory" not in str(e) and 'out of memory' not in str(e): raise
         raise MemoryError(f"out of memory while training ({str(e).splitlines()[0]}); lower {_LOWER['activations']}, "
                           "or free memory") from None
+    except (NonFiniteError, WriteError) as e:
+        step = _step_on_disk(run_dir)
+        kept = (f"{run_dir} keeps the run saved at step {step}" if step is not None else
+                "nothing of this run was saved" + (f", and {run_dir} is removed" if made_dir else ''))
+        if isinstance(e, NonFiniteError):
+            raise NonFiniteError(f"{e}; {kept}; start again with a lower --lr than {run.config.lr:g}") from None
+        then = 'continue with --resume' if step is not None else 'train again'
+        raise OSError(f"{e}; {kept}; make room, then {then}") from None
 
+# %% ../nbs/04a_runs.ipynb 30
 def start_run(run_dir, config: TrainConfig | None = None, data=None, overwrite: bool = False, quiet: bool = False) -> Run:
     "Train a new run into `run_dir` on the word file `data` (default: names.txt), saving as it goes."
     run_dir, config = Path(run_dir), config or TrainConfig()
@@ -194,9 +287,15 @@ def start_run(run_dir, config: TrainConfig | None = None, data=None, overwrite: 
     path, words = _words_of(data)
     check_fits(config, len(Vocab.from_words(words)), _n_examples(words))
     run = new_run(config, words, data_path=path, data_sha256=words_sha256(words))
-    with DirLock(run_dir):
-        _check_target(run_dir, overwrite)  # again, now that no one else can write here
-        return _fit_job(run, words, config.max_steps, run_dir, quiet)
+    made_dir = not run_dir.exists()
+    try:
+        with DirLock(run_dir):
+            _check_target(run_dir, overwrite)  # again, now that no one else can write here
+            return _fit_job(run, words, config.max_steps, run_dir, quiet, made_dir)
+    finally:
+        if made_dir and not (run_dir / RUN_FILE).exists():
+            try: run_dir.rmdir()  # made for a run that never saved; only if empty: nothing else is removed
+            except OSError: pass
 
 def run_words(run: Run, data=None) -> list[str]:
     "The words `run` trained on (from `data` if given), refused unless their checksum is the run's."

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as F
-from .vocab import BOUNDARY, Vocab
+from .vocab import BOUNDARY, Vocab, shown_letters
 from .dataset import build_dataset
 from .files import atomic_write_bytes
 from .layers import BatchNorm1d, Embedding, Flatten, Layer, LeakyRelu, Linear, Sequential
@@ -17,9 +17,9 @@ from .train import Run, TrainConfig
 from .deeper import Dropout, FlattenConsecutive
 
 # %% auto 0
-__all__ = ['CHUNK', 'EXPORT_FORMAT', 'EXPORT_VERSION', 'fold_batchnorm', 'inference_net', 'next_char_probs', 'iter_samples',
-           'sample', 'sample_quality', 'name_nats', 'score', 'tensor_to_json', 'tensor_from_json', 'bloom_positions',
-           'bloom_filter', 'bloom_contains', 'export_model', 'write_export', 'read_export']
+__all__ = ['CHUNK', 'MAX_LEN', 'CELLS', 'EXPORT_FORMAT', 'EXPORT_VERSION', 'fold_batchnorm', 'inference_net', 'next_char_probs',
+           'iter_samples', 'sample', 'sample_quality', 'name_nats', 'score', 'tensor_to_json', 'tensor_from_json',
+           'bloom_positions', 'bloom_filter', 'bloom_contains', 'export_model', 'write_export', 'read_export']
 
 # %% ../nbs/06_sampling.ipynb 5
 @torch.no_grad()
@@ -90,6 +90,7 @@ def _draw(net: Sequential, vocab: Vocab, block_size: int, m: int, g: torch.Gener
 
 # %% ../nbs/06_sampling.ipynb 20
 CHUNK = 10_000
+MAX_LEN, CELLS = 100_000, 2**20  # the longest name; the most letters a batch holds (chunk x max_len)
 
 def _check_sampling(n, seed, temperature, max_len, min_len=0, top_k=None) -> None:
     if isinstance(n, bool) or not isinstance(n, int) or n < 0: raise ValueError(f"n must be a count >= 0, got {n!r}")
@@ -97,6 +98,7 @@ def _check_sampling(n, seed, temperature, max_len, min_len=0, top_k=None) -> Non
         raise ValueError(f"seed must be a whole number from 0 to 2**63-1, got {seed!r}")
     if isinstance(max_len, bool) or not isinstance(max_len, int) or max_len < 1:
         raise ValueError(f"max_len must be a whole number >= 1, got {max_len!r}")
+    if max_len > MAX_LEN: raise ValueError(f"max_len must be at most {MAX_LEN:,} letters, got {max_len:,}")
     if isinstance(min_len, bool) or not isinstance(min_len, int) or not 0 <= min_len <= max_len:
         raise ValueError(f"min_len must be a whole number from 0 to max_len ({max_len}), got {min_len!r}")
     if not (isinstance(temperature, (int, float)) and math.isfinite(temperature) and temperature >= 1e-3):
@@ -109,7 +111,13 @@ def _check_letters(what: str, text, vocab: Vocab) -> None:
     if not isinstance(text, str): raise ValueError(f"{what} must be a string, got {text!r}")
     if bad := [c for c in dict.fromkeys(text) if c == BOUNDARY or c not in vocab.stoi]:
         raise ValueError(f"{what} {text!r} has {bad[0]!r}, which is not a letter of this model's names "
-                         f"({''.join(vocab.itos[1:])!r}); use only those")
+                         f"({shown_letters(''.join(vocab.itos[1:]))}); use only those")
+
+def _check_finite(model: Sequential) -> None:
+    "Refuse a model with a NaN or an infinity in a weight: what it gives would be garbage."
+    if bad := next((k for k, t in model.state_dict().items() if t.is_floating_point() and not torch.isfinite(t).all()), None):
+        raise ValueError(f"the model's weight {bad} holds NaN or infinity, so it cannot sample or score; restore its "
+                         "run from a copy, or train again with a lower learning rate")
 
 def _check_prefix(prefix, vocab: Vocab, max_len: int) -> None:
     _check_letters('prefix', prefix, vocab)
@@ -124,15 +132,16 @@ def iter_samples(model: Sequential, vocab: Vocab, block_size: int, n: int = 20, 
     "Yield `n` names of `min_len`..`max_len` characters that start with `prefix`, none in `exclude`, no repeats if `unique`."
     _check_sampling(n, seed, temperature, max_len, min_len, top_k)
     _check_prefix(prefix, vocab, max_len)
+    _check_finite(model)
     exclude = exclude if isinstance(exclude, (set, frozenset, dict)) else set(exclude or ())
     max_tries = 10 * n + 100_000 if max_tries is None else max_tries
     if isinstance(max_tries, bool) or not isinstance(max_tries, int) or max_tries < 0:
         raise ValueError(f"max_tries must be a whole number >= 0 (or None), got {max_tries!r}")
     g, net = torch.Generator().manual_seed(seed), inference_net(model)
     draw = lambda m: _draw(net, vocab, block_size, m, g, temperature, top_k, prefix, min_len, max_len)
-    return _passing(draw, n, exclude, unique, max_tries)
+    return _passing(draw, n, exclude, unique, max_tries, chunk=max(1, min(CHUNK, CELLS // (max_len + 1))))
 
-def _passing(draw, n: int, exclude, unique: bool, max_tries: int):
+def _passing(draw, n: int, exclude, unique: bool, max_tries: int, chunk: int = CHUNK):
     "Yield the first `n` drawn names not in `exclude` (and new, if `unique`), drawing at most `max_tries`."
     seen, found, tries = set(), 0, 0
     while found < n:
@@ -142,7 +151,7 @@ def _passing(draw, n: int, exclude, unique: bool, max_tries: int):
                              f"{rules}); ask for fewer names or loosen the prefix, length or novelty requirements")
         want = n - found  # sized from the share that passed so far; all names pass without exclude/unique
         m = want if found == tries else math.ceil(1.2 * want * tries / max(found, 1)) + 16
-        m = max(1, min(m, CHUNK, max_tries - tries))
+        m = max(1, min(m, chunk, max_tries - tries))
         names, tries, before = draw(m), tries + m, found
         for name in names:
             if name in exclude or (unique and name in seen): continue
@@ -150,13 +159,13 @@ def _passing(draw, n: int, exclude, unique: bool, max_tries: int):
             found += 1
             yield name
             if found == n: return
-        if m == CHUNK and found == before: max_tries = tries  # a whole batch gave nothing new: give up now
+        if m == chunk and found == before: max_tries = tries  # a whole batch gave nothing new: give up now
 
 def sample(model: Sequential, vocab: Vocab, block_size: int, n: int = 20, **kwargs) -> list[str]:
     "`n` names generated by `model` (see `iter_samples`)."
     return list(iter_samples(model, vocab, block_size, n, **kwargs))
 
-# %% ../nbs/06_sampling.ipynb 37
+# %% ../nbs/06_sampling.ipynb 39
 def sample_quality(model: Sequential, vocab: Vocab, block_size: int, train_words: list[str], n: int = 10_000,
                    seed: int = 0, temperature: float = 1.0) -> dict:
     "Share of `n` samples in `train_words`, new, distinct; their mean length and the training words'."
@@ -166,11 +175,12 @@ def sample_quality(model: Sequential, vocab: Vocab, block_size: int, train_words
             'distinct': len(set(names)) / max(n, 1), 'mean_len': sum(map(len, names)) / max(n, 1),
             'data_mean_len': sum(map(len, train_words)) / max(len(train_words), 1)}
 
-# %% ../nbs/06_sampling.ipynb 42
+# %% ../nbs/06_sampling.ipynb 44
 @torch.no_grad()
 def name_nats(model: Sequential, vocab: Vocab, block_size: int, names: list[str], batch: int = 65_536) -> torch.Tensor:
     "Negative log-likelihood (nats, float64) of each name followed by the end token."
     for nm in names: _check_letters('name', nm, vocab)
+    _check_finite(model)
     if not names: return torch.zeros(0, dtype=torch.float64)
     X, Y = build_dataset(list(names), vocab, block_size)
     word = torch.cumsum(Y == 0, 0) - (Y == 0).long()  # which name each target belongs to
@@ -191,7 +201,7 @@ def score(model: Sequential, vocab: Vocab, block_size: int, names: list[str], re
     return [{'name': nm, 'nats': a, 'nats_per_char': b, 'percentile': c}
             for nm, a, b, c in zip(names, nats.tolist(), per_char.tolist(), pct)]
 
-# %% ../nbs/06_sampling.ipynb 49
+# %% ../nbs/06_sampling.ipynb 52
 EXPORT_FORMAT, EXPORT_VERSION = 'mlp-names-export', 1
 
 def tensor_to_json(t: torch.Tensor) -> dict:
@@ -228,7 +238,7 @@ def bloom_contains(bloom: dict, word: str) -> bool:
     array = base64.b64decode(bloom['data'])
     return all(array[j >> 3] >> (j & 7) & 1 for j in bloom_positions(word, bloom['bits'], bloom['hashes']))
 
-# %% ../nbs/06_sampling.ipynb 52
+# %% ../nbs/06_sampling.ipynb 55
 def _layer_to_json(layer) -> dict | None:
     kind = type(layer).__name__
     if isinstance(layer, Linear):
@@ -256,7 +266,7 @@ def write_export(run: Run, train_words: list[str], path) -> Path:
     text = json.dumps(export_model(run, train_words), separators=(',', ':'))
     return atomic_write_bytes(path, text.encode('utf-8'))
 
-# %% ../nbs/06_sampling.ipynb 53
+# %% ../nbs/06_sampling.ipynb 56
 def _layer_from_json(d: dict):
     kind = d['type']
     if kind == 'Linear':

@@ -6,12 +6,19 @@
 from __future__ import annotations
 
 # %% auto 0
-__all__ = ['BOUNDARY', 'Vocab']
+__all__ = ['BOUNDARY', 'shown_letters', 'Vocab']
 
 # %% ../nbs/00_vocab.ipynb 5
 BOUNDARY = '.'
 
-# %% ../nbs/00_vocab.ipynb 7
+# %% ../nbs/00_vocab.ipynb 8
+def shown_letters(letters: str, limit: int = 60) -> str:
+    "`letters` quoted for a message: in full up to `limit` letters, else their start and how many there are."
+    if len(letters) <= limit: return repr(letters)
+    start = repr(letters[:limit - 20])
+    return f"{start[:-1]}…{start[-1]} ({len(letters):,} letters)"
+
+# %% ../nbs/00_vocab.ipynb 10
 class Vocab:
     "A character vocabulary: `.` is 0, the corpus' sorted characters are 1..n."
     def __init__(self, itos: list[str]):
@@ -39,14 +46,14 @@ class Vocab:
 
     def __len__(self) -> int: return len(self.itos)
     def __eq__(self, other) -> bool: return isinstance(other, Vocab) and self.itos == other.itos
-    def __repr__(self) -> str: return f"Vocab({len(self)} symbols: {''.join(self.itos)!r})"
+    def __repr__(self) -> str: return f"Vocab({len(self)} symbols: {shown_letters(''.join(self.itos))})"
 
     def encode(self, s: str) -> list[int]:
         "The indices of the characters of `s`."
         try: return [self.stoi[c] for c in s]
         except KeyError as e:
             raise ValueError(f"character {e.args[0]!r} in {s!r} is not in the vocabulary "
-                             f"({''.join(self.itos)!r})") from None
+                             f"({shown_letters(''.join(self.itos))})") from None
 
     def decode(self, ids) -> str:
         "The string spelled by the indices `ids`."

@@ -202,7 +202,7 @@ def test_bad_arguments(cli, work, args, needle):
 # 14. The same checks in the Python API (sample, TrainConfig, a run.pt with a negative step).
 def test_bad_arguments_api(work):
     import torch
-    from mlp_names.runs import load_run
+    from mlp_names.runs import load_run, state_sha256
     from mlp_names.sampling import sample
     from mlp_names.train import TrainConfig
     run = load_run(work / 'base')
@@ -214,7 +214,10 @@ def test_bad_arguments_api(work):
         with pytest.raises(ValueError, match='TrainConfig'): TrainConfig(**kw)
     state = torch.load(work / 'base' / 'run.pt', weights_only=True)
     (work / 'neg').mkdir()
-    torch.save({**state, 'step': -5}, work / 'neg' / 'run.pt')
+    torch.save({**state, 'step': -5}, work / 'neg' / 'run.pt')  # edited: its checksum no longer matches
+    with pytest.raises(ValueError, match='its contents differ from the SHA-256 recorded'): load_run(work / 'neg')
+    edited = {**state, 'step': -5}
+    torch.save({**edited, 'sha256': state_sha256(edited)}, work / 'neg' / 'run.pt')  # edited, checksum and all
     with pytest.raises(ValueError, match='step -5 does not match'): load_run(work / 'neg')
 
 
