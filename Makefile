@@ -56,6 +56,8 @@ notebooks: setup-dev
 	cd nbs && for nb in [0-9]*.ipynb index.ipynb; do \
 	  ../$(BIN)/jupyter nbconvert --to notebook --execute --inplace --ExecutePreprocessor.timeout=900 $$nb || exit 1; done
 	$(BIN)/nbdev_clean
+	# ipywidgets' saved state (chapter 06's panel) gets new ids at every run and is not needed to show the chapter
+	$(BIN)/python -c "import json, pathlib; [p.write_text(json.dumps({**nb, 'metadata': {k: v for k, v in nb['metadata'].items() if k != 'widgets'}}, indent=1, ensure_ascii=False) + '\n', encoding='utf-8') for p in pathlib.Path('nbs').glob('*.ipynb') if 'widgets' in (nb := json.loads(p.read_text(encoding='utf-8')))['metadata']]"
 	$(BIN)/python tools/make_readme.py
 
 bench: setup
