@@ -5,6 +5,8 @@
 # %% ../nbs/03_adam.ipynb 2
 from __future__ import annotations
 import torch
+from .vocab import UserError
+from fastcore.basics import patch
 
 # %% auto 0
 __all__ = ['Adam', 'check_adam_state']
@@ -14,14 +16,14 @@ class Adam:
     "Adam with bias correction, one parameter tensor at a time, as the formulas read."
     def __init__(self, params, lr: float = 1e-3, beta1: float = 0.9, beta2: float = 0.999, eps: float = 1e-8):
         self.params = list(params)
-        if not self.params: raise ValueError("Adam got no parameters to optimize")
+        if not self.params: raise UserError("Adam got no parameters to optimize")
         for i, p in enumerate(self.params):
             if not isinstance(p, torch.Tensor) or not p.requires_grad or not p.is_leaf:
-                raise ValueError(f"parameter {i} must be a leaf tensor with requires_grad=True")
-        if not lr >= 0: raise ValueError(f"lr must be >= 0, got {lr}")
+                raise UserError(f"parameter {i} must be a leaf tensor with requires_grad=True")
+        if not lr >= 0: raise UserError(f"lr must be >= 0, got {lr}")
         for name, b in (('beta1', beta1), ('beta2', beta2)):
-            if not 0 <= b < 1: raise ValueError(f"{name} must be in [0, 1), got {b}")
-        if not eps >= 0: raise ValueError(f"eps must be >= 0, got {eps}")
+            if not 0 <= b < 1: raise UserError(f"{name} must be in [0, 1), got {b}")
+        if not eps >= 0: raise UserError(f"eps must be >= 0, got {eps}")
         self.lr, self.beta1, self.beta2, self.eps, self.t = lr, beta1, beta2, eps, 0
         self.exp_avg = [torch.zeros_like(p) for p in self.params]      # m, one per tensor
         self.exp_avg_sq = [torch.zeros_like(p) for p in self.params]   # v
@@ -42,26 +44,29 @@ class Adam:
             m_hat, v_hat = m / (1 - b1**self.t), v / (1 - b2**self.t)
             p.sub_(self.lr * m_hat / (v_hat.sqrt() + self.eps))
 
-    def state_dict(self) -> dict:
-        "Step count, moments and hyperparameters: all an exact resume needs."
-        return {'t': self.t, 'exp_avg': [m.clone() for m in self.exp_avg],
-                'exp_avg_sq': [v.clone() for v in self.exp_avg_sq],
-                'lr': self.lr, 'beta1': self.beta1, 'beta2': self.beta2, 'eps': self.eps}
+# %% ../nbs/03_adam.ipynb 7
+@patch
+def state_dict(self: Adam) -> dict:
+    "Step count, moments and hyperparameters: all an exact resume needs."
+    return {'t': self.t, 'exp_avg': [m.clone() for m in self.exp_avg],
+            'exp_avg_sq': [v.clone() for v in self.exp_avg_sq],
+            'lr': self.lr, 'beta1': self.beta1, 'beta2': self.beta2, 'eps': self.eps}
 
-    def load_state_dict(self, state: dict) -> None:
-        "Restore what `state_dict` saved; the parameters themselves come from the model's checkpoint."
-        check_adam_state(state, self.params)
-        self.t = int(state['t'])
-        for own, saved in zip(self.exp_avg + self.exp_avg_sq, state['exp_avg'] + state['exp_avg_sq']): own.copy_(saved)
-        for k in ('lr', 'beta1', 'beta2', 'eps'):
-            if k in state: setattr(self, k, float(state[k]))
+@patch
+def load_state_dict(self: Adam, state: dict) -> None:
+    "Restore what `state_dict` saved; the parameters themselves come from the model's checkpoint."
+    check_adam_state(state, self.params)
+    self.t = int(state['t'])
+    for own, saved in zip(self.exp_avg + self.exp_avg_sq, state['exp_avg'] + state['exp_avg_sq']): own.copy_(saved)
+    for k in ('lr', 'beta1', 'beta2', 'eps'):
+        if k in state: setattr(self, k, float(state[k]))
 
 def check_adam_state(state: dict, params: list[torch.Tensor]) -> None:
     "Raise a ValueError unless `state` is an Adam state for tensors of the shapes of `params`."
     for k in ('t', 'exp_avg', 'exp_avg_sq'):
-        if k not in state: raise ValueError(f"Adam state is missing {k!r}")
+        if k not in state: raise UserError(f"Adam state is missing {k!r}")
     shapes = [tuple(p.shape) for p in params]
     for k in ('exp_avg', 'exp_avg_sq'):
         got = [tuple(t.shape) for t in state[k]]
-        if got != shapes: raise ValueError(f"Adam state {k!r} holds tensors of shapes {got[:3]}..., "
+        if got != shapes: raise UserError(f"Adam state {k!r} holds tensors of shapes {got[:3]}..., "
                                            f"these parameters have {shapes[:3]}... ({len(got)} vs {len(shapes)} tensors)")

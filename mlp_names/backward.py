@@ -12,7 +12,7 @@ from .layers import BatchNorm1d, Embedding, Flatten, LeakyRelu, Linear, Sequenti
 from .adam import Adam, check_adam_state
 
 # %% auto 0
-__all__ = ['grad_of', 'cross_entropy_with_grad', 'rebind_to_flat', 'FlatAdam', 'PlainStep', 'FastStep']
+__all__ = ['grad_of', 'cross_entropy_with_grad', 'rebind_to_flat', 'FlatAdam', 'AutogradStep', 'ManualStep']
 
 # %% ../nbs/03a_backward.ipynb 6
 def grad_of(p: torch.Tensor) -> torch.Tensor:
@@ -22,7 +22,7 @@ def grad_of(p: torch.Tensor) -> torch.Tensor:
 
 # %% ../nbs/03a_backward.ipynb 10
 @patch
-def forward(self: Linear, x: torch.Tensor) -> torch.Tensor:
+def forward_for_backward(self: Linear, x: torch.Tensor) -> torch.Tensor:
     "Training-mode output, keeping the input for `backward`."
     self._x = x
     return torch.addmm(self.bias, x, self.weight) if self.bias is not None else x @ self.weight
@@ -36,7 +36,7 @@ def backward(self: Linear, dout: torch.Tensor) -> torch.Tensor:
 
 # %% ../nbs/03a_backward.ipynb 13
 @patch
-def forward(self: BatchNorm1d, x: torch.Tensor) -> torch.Tensor:
+def forward_for_backward(self: BatchNorm1d, x: torch.Tensor) -> torch.Tensor:
     "Training-mode output (batch statistics, running averages updated), keeping x̂ and s for `backward`."
     n = x.shape[0]
     mean = x.mean(0)
@@ -61,7 +61,7 @@ def backward(self: BatchNorm1d, dout: torch.Tensor) -> torch.Tensor:
 _leaky_relu_backward = torch.ops.aten.leaky_relu_backward.default  # δo where o > 0, slope·δo elsewhere
 
 @patch
-def forward(self: LeakyRelu, x: torch.Tensor) -> torch.Tensor:
+def forward_for_backward(self: LeakyRelu, x: torch.Tensor) -> torch.Tensor:
     "Training-mode output, kept for `backward`."
     self._o = F.leaky_relu(x, self.negative_slope)
     return self._o
@@ -72,7 +72,7 @@ def backward(self: LeakyRelu, dout: torch.Tensor) -> torch.Tensor:
     return _leaky_relu_backward(dout, self._o, self.negative_slope, True)
 
 @patch
-def forward(self: Embedding, ix: torch.Tensor) -> torch.Tensor:
+def forward_for_backward(self: Embedding, ix: torch.Tensor) -> torch.Tensor:
     "The rows of the table, keeping the indices for `backward`."
     self._ix = ix
     return self.weight[ix]
@@ -84,7 +84,7 @@ def backward(self: Embedding, dout: torch.Tensor) -> None:
     g.index_add_(0, self._ix.reshape(-1), dout.reshape(-1, g.shape[1]))
 
 @patch
-def forward(self: Flatten, x: torch.Tensor) -> torch.Tensor:
+def forward_for_backward(self: Flatten, x: torch.Tensor) -> torch.Tensor:
     self._shape = x.shape
     return x.view(x.shape[0], -1)
 
@@ -94,9 +94,9 @@ def backward(self: Flatten, dout: torch.Tensor) -> torch.Tensor: return dout.vie
 # %% ../nbs/03a_backward.ipynb 21
 @patch
 @torch.no_grad()
-def forward(self: Sequential, x: torch.Tensor) -> torch.Tensor:
+def forward_for_backward(self: Sequential, x: torch.Tensor) -> torch.Tensor:
     "Training-mode output of the stack, every layer keeping what its `backward` needs."
-    for layer in self.layers: x = layer.forward(x)
+    for layer in self.layers: x = layer.forward_for_backward(x)
     return x
 
 @patch
@@ -128,6 +128,7 @@ def rebind_to_flat(params: list[torch.Tensor]) -> tuple[torch.Tensor, torch.Tens
         offset += n
     return flat, flat_grad
 
+# %% ../nbs/03a_backward.ipynb 29
 class FlatAdam:
     "Adam over all parameters at once: they become views of one flat buffer (see `rebind_to_flat`)."
     def __init__(self, params, lr: float = 1e-3, beta1: float = 0.9, beta2: float = 0.999, eps: float = 1e-8):
@@ -165,8 +166,8 @@ class FlatAdam:
         for k in ('lr', 'beta1', 'beta2', 'eps'):
             if k in state: setattr(self, k, float(state[k]))
 
-# %% ../nbs/03a_backward.ipynb 35
-class PlainStep:
+# %% ../nbs/03a_backward.ipynb 37
+class AutogradStep:
     "A training step through autograd: cross-entropy, `backward()`, and chapter 03's `Adam` (or `optimizer`)."
     def __init__(self, model: Sequential, lr: float = 1e-3, optimizer: Adam | None = None):
         self.model, self.optimizer = model, optimizer or Adam(model.parameters(), lr=lr)
@@ -179,8 +180,8 @@ class PlainStep:
         self.optimizer.step()
         return loss.item()
 
-# %% ../nbs/03a_backward.ipynb 37
-class FastStep:
+# %% ../nbs/03a_backward.ipynb 39
+class ManualStep:
     "A training step by hand: forward, cross-entropy, backward and `FlatAdam`, with no autograd graph."
     def __init__(self, model: Sequential, lr: float = 1e-3, optimizer: FlatAdam | None = None):
         self.model, self.optimizer = model, optimizer or FlatAdam(model.parameters(), lr=lr)
@@ -188,7 +189,7 @@ class FastStep:
     @torch.no_grad()
     def __call__(self, X: torch.Tensor, Y: torch.Tensor) -> float:
         "Train on one batch; returns its loss."
-        loss, dlogits = cross_entropy_with_grad(self.model.forward(X), Y)
+        loss, dlogits = cross_entropy_with_grad(self.model.forward_for_backward(X), Y)
         self.model.backward(dlogits)
         self.optimizer.step()
         return loss.item()

@@ -7,13 +7,14 @@ from __future__ import annotations
 import argparse, dataclasses, json, os, re, sys
 from pathlib import Path
 import torch
+from .vocab import UserError
 import mlp_names
 from .files import load_words
 from .dataset import split_words
-from .train import TrainConfig, setting_problem
-from .deeper import PRESETS, preset
+from .train import setting_problem
+from .deeper import PRESETS, DeeperConfig, preset
 from .runs import continue_run, load_run, run_words, start_run
-from .sampling import MAX_LEN, _check_letters, iter_samples, sample, sample_quality, score, write_export
+from .sampling import Sampler, _check_letters, iter_samples, sample, sample_quality, sampling_problem, score, write_export
 
 # %% auto 0
 __all__ = ['SHORT_NAMES', 'COMMANDS', 'add_config_flags', 'build_parser', 'cmd_train', 'cmd_sample', 'cmd_evaluate', 'cmd_score',
@@ -23,7 +24,7 @@ __all__ = ['SHORT_NAMES', 'COMMANDS', 'add_config_flags', 'build_parser', 'cmd_t
 SHORT_NAMES = {'max_steps': '--steps', 'init_seed': '--seed'}
 
 def _parser_for(f: dataclasses.Field):
-    "An argparse type that parses a flag's text and checks it as `TrainConfig` would."
+    "An argparse type that parses a flag's text and checks it as the config would."
     def parse(text: str):
         try: value = float(text) if f.type == 'float' else int(text)
         except ValueError: raise argparse.ArgumentTypeError(f'expected {"a number" if f.type == "float" else "a whole number"}, got {text!r}') from None
@@ -32,38 +33,92 @@ def _parser_for(f: dataclasses.Field):
     return parse
 
 def add_config_flags(parser: argparse.ArgumentParser) -> None:
-    "One flag per `TrainConfig` field, with the field's help, default and bounds."
+    "One flag per `DeeperConfig` field (chapter 04's and 05a's settings), with the field's help, default and bounds."
     group = parser.add_argument_group('settings of a new run (a resumed run keeps its own)')
-    for f in dataclasses.fields(TrainConfig):
+    for f in dataclasses.fields(DeeperConfig):
         flags = ['--' + f.name.replace('_', '-')] + ([SHORT_NAMES[f.name]] if f.name in SHORT_NAMES else [])
         help = f"{f.metadata['help']} (default: {f.default})"
         kw = dict(dest=f.name, default=argparse.SUPPRESS, help=help)  # absent unless given: a resume can tell
         if f.type == 'bool': group.add_argument(*flags, action=argparse.BooleanOptionalAction, **kw)
         else: group.add_argument(*flags, type=_parser_for(f), metavar=f.type.upper(), **kw)
 
-def _count(text: str) -> int:
-    try: value = int(text)
-    except ValueError: raise argparse.ArgumentTypeError(f'expected a whole number, got {text!r}') from None
-    if not 0 <= value < 2**63: raise argparse.ArgumentTypeError(f'must be from 0 to 2**63-1, got {value}')
-    return value
+# %% ../nbs/07_cli.ipynb 7
+def _sampling_type(name: str):
+    "An argparse type that parses a flag's text and checks it as chapter 06 checks the setting `name`."
+    def parse(text: str):
+        try: value = float(text) if name == 'temperature' else int(text)
+        except ValueError: raise argparse.ArgumentTypeError(f"expected {'a number' if name == 'temperature' else 'a whole number'}, got {text!r}") from None
+        if problem := sampling_problem(name, value): raise argparse.ArgumentTypeError(problem)
+        return value
+    return parse
 
-def _max_len(text: str) -> int:
-    try: value = int(text)
-    except ValueError: raise argparse.ArgumentTypeError(f'expected a whole number, got {text!r}') from None
-    if not 1 <= value <= MAX_LEN: raise argparse.ArgumentTypeError(f'must be from 1 to {MAX_LEN:,}, got {value:,}')
-    return value
+# %% ../nbs/07_cli.ipynb 9
+def _train_parser(sub, fmt) -> None:
+    "The flags of `mlp-names train`."
+    p = sub.add_parser('train', help='train a model and save the run', formatter_class=fmt,
+                       description='Train a model into a run directory; print its losses and 20 names.')
+    p.add_argument('--run', default='runs/names', help='run directory')
+    p.add_argument('--data', help='one-word-per-line text file (default: names.txt, fetched if needed)')
+    p.add_argument('--resume', action='store_true', help='continue the run in --run up to --steps')
+    p.add_argument('--force', action='store_true', help='replace a run that already exists in --run')
+    p.add_argument('--quiet', action='store_true', help='no progress output')
+    p.add_argument('--preset', choices=list(PRESETS), help="start from a preset's settings (chapter 05a): original is the "
+                   "default run; tree, wide and best are deeper models; flags given beside it override its values")
+    add_config_flags(p)
 
-def _at_least_one(text: str) -> int:
-    value = _count(text)
-    if value < 1: raise argparse.ArgumentTypeError(f'must be at least 1, got {value}')
-    return value
+def _sample_parser(sub, fmt) -> None:
+    "The flags of `mlp-names sample`."
+    p = sub.add_parser('sample', help='print generated names', formatter_class=fmt,
+                       description='Print generated names, one per line as they come (or one JSON list).')
+    p.add_argument('--run', default='runs/names', help='run directory')
+    p.add_argument('-n', type=_sampling_type('n'), default=20, help='how many names')
+    p.add_argument('--seed', type=_sampling_type('seed'), default=0, help='sampling seed')
+    p.add_argument('--temperature', type=_sampling_type('temperature'), default=1.0, help='softmax temperature')
+    p.add_argument('--top-k', type=_sampling_type('top_k'), metavar='K', help='draw each letter among the K most likely only')
+    p.add_argument('--prefix', default='', help='every name starts with these letters')
+    p.add_argument('--min-len', type=_sampling_type('min_len'), default=1, metavar='A', help='shortest name, in letters (prefix included)')
+    p.add_argument('--max-len', type=_sampling_type('max_len'), default=50, metavar='B', help='longest name, in letters')
+    p.add_argument('--novel', action='store_true', help="no word the run trained on (its training split)")
+    p.add_argument('--unique', action='store_true', help='no name twice')
+    p.add_argument('--json', action='store_true', help='print one JSON list of the names')
 
-def _temperature(text: str) -> float:
-    try: value = float(text)
-    except ValueError: raise argparse.ArgumentTypeError(f'expected a number, got {text!r}') from None
-    if not 1e-3 <= value <= 1e3: raise argparse.ArgumentTypeError(f'must be from 0.001 to 1000, got {text}')
-    return value
+# %% ../nbs/07_cli.ipynb 10
+def _score_parser(sub, fmt) -> None:
+    "The flags of `mlp-names score`."
+    p = sub.add_parser('score', help='how name-like names are', formatter_class=fmt,
+                       description='For each name: nats (its negative log-likelihood, end included), nats per letter, '
+                                   "and the share of the run's validation names it is more name-like than.")
+    p.add_argument('names', nargs='+', metavar='NAME', help="names to score; '-' reads names from standard input, one per line")
+    p.add_argument('--run', default='runs/names', help='run directory')
+    p.add_argument('--json', action='store_true', help='print a JSON list of {"name", "nats", "nats_per_char", "percentile"}')
 
+def _evaluate_parser(sub, fmt) -> None:
+    "The flags of `mlp-names evaluate`."
+    p = sub.add_parser('evaluate', help='loss of each split', description='Print the loss of each split.', formatter_class=fmt)
+    p.add_argument('--run', default='runs/names', help='run directory')
+    p.add_argument('--data', help="evaluate on this word file (default: the run's own data)")
+    p.add_argument('--samples', type=_sampling_type('n'), default=0, metavar='N',
+                   help='also report on N samples at temperature 1: share in the training set, new, distinct; mean length')
+    p.add_argument('--json', action='store_true', help='print {"train": ..., "val": ..., "test": ...} (and "samples": {...})')
+
+def _plot_parser(sub, fmt) -> None:
+    "The flags of `mlp-names plot`."
+    p = sub.add_parser('plot', help='write the diagnostics graphs', description='Write graph1-4.png and loss.png of a run.', formatter_class=fmt)
+    p.add_argument('--run', default='runs/names', help='run directory')
+    p.add_argument('--out', help='where to write the PNG files (default: the run directory)')
+    p.add_argument('--data', help="word file for the inspection batch (default: the run's own data)")
+
+def _export_parser(sub, fmt) -> None:
+    "The flags of `mlp-names export`."
+    p = sub.add_parser('export', help='write the model as a portable JSON file', formatter_class=fmt,
+                       description="Write the run's model as a small JSON file (chapter 06): vocabulary, context size, "
+                                   "folded weights, settings and a filter of the training words, for other programs.")
+    p.add_argument('--run', default='runs/names', help='run directory')
+    p.add_argument('--out', required=True, metavar='FILE', help='the JSON file to write')
+    p.add_argument('--data', help="the run's word file, for its training words (default: the run's own data)")
+    p.add_argument('--force', action='store_true', help='replace --out if it exists')
+
+# %% ../nbs/07_cli.ipynb 11
 class _ShowDefaults(argparse.ArgumentDefaultsHelpFormatter):
     "Show each option's default, except where there is none to show."
     def _get_help_string(self, action):
@@ -74,73 +129,27 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog='mlp-names', description='A from-scratch character-level MLP language model for names.')
     p.add_argument('--version', action='version', version=f'mlp-names {mlp_names.__version__}')
     sub = p.add_subparsers(dest='command', required=True, metavar='{train,sample,score,evaluate,plot,export}')
-    fmt = _ShowDefaults
-    t = sub.add_parser('train', help='train a model and save the run', formatter_class=fmt,
-                       description='Train a model into a run directory; print its losses and 20 names.')
-    t.add_argument('--run', default='runs/names', help='run directory')
-    t.add_argument('--data', help='one-word-per-line text file (default: names.txt, fetched if needed)')
-    t.add_argument('--resume', action='store_true', help='continue the run in --run up to --steps')
-    t.add_argument('--force', action='store_true', help='replace a run that already exists in --run')
-    t.add_argument('--quiet', action='store_true', help='no progress output')
-    t.add_argument('--preset', choices=list(PRESETS), help="start from a preset's settings (chapter 05a): original is the "
-                   "default run; tree, wide and best are deeper models; flags given beside it override its values")
-    add_config_flags(t)
-    s = sub.add_parser('sample', help='print generated names', formatter_class=fmt,
-                       description='Print generated names, one per line as they come (or one JSON list).')
-    s.add_argument('--run', default='runs/names', help='run directory')
-    s.add_argument('-n', type=_count, default=20, help='how many names')
-    s.add_argument('--seed', type=_count, default=0, help='sampling seed')
-    s.add_argument('--temperature', type=_temperature, default=1.0, help='softmax temperature')
-    s.add_argument('--top-k', type=_at_least_one, metavar='K', help='draw each letter among the K most likely only')
-    s.add_argument('--prefix', default='', help='every name starts with these letters')
-    s.add_argument('--min-len', type=_count, default=1, metavar='A', help='shortest name, in letters (prefix included)')
-    s.add_argument('--max-len', type=_max_len, default=50, metavar='B', help='longest name, in letters')
-    s.add_argument('--novel', action='store_true', help="no word the run trained on (its training split)")
-    s.add_argument('--unique', action='store_true', help='no name twice')
-    s.add_argument('--json', action='store_true', help='print one JSON list of the names')
-    c = sub.add_parser('score', help='how name-like names are', formatter_class=fmt,
-                       description='For each name: nats (its negative log-likelihood, end included), nats per letter, '
-                                   "and the share of the run's validation names it is more name-like than.")
-    c.add_argument('names', nargs='+', metavar='NAME', help="names to score; '-' reads names from standard input, one per line")
-    c.add_argument('--run', default='runs/names', help='run directory')
-    c.add_argument('--json', action='store_true', help='print a JSON list of {"name", "nats", "nats_per_char", "percentile"}')
-    e = sub.add_parser('evaluate', help='loss of each split', description='Print the loss of each split.', formatter_class=fmt)
-    e.add_argument('--run', default='runs/names', help='run directory')
-    e.add_argument('--data', help="evaluate on this word file (default: the run's own data)")
-    e.add_argument('--samples', type=_count, default=0, metavar='N',
-                   help='also report on N samples at temperature 1: share in the training set, new, distinct; mean length')
-    e.add_argument('--json', action='store_true', help='print {"train": ..., "val": ..., "test": ...} (and "samples": {...})')
-    g = sub.add_parser('plot', help='write the diagnostics graphs', description='Write graph1-4.png and loss.png of a run.', formatter_class=fmt)
-    g.add_argument('--run', default='runs/names', help='run directory')
-    g.add_argument('--out', help='where to write the PNG files (default: the run directory)')
-    g.add_argument('--data', help="word file for the inspection batch (default: the run's own data)")
-    x = sub.add_parser('export', help='write the model as a portable JSON file', formatter_class=fmt,
-                       description="Write the run's model as a small JSON file (chapter 06): vocabulary, context size, "
-                                   "folded weights, settings and a filter of the training words, for other programs.")
-    x.add_argument('--run', default='runs/names', help='run directory')
-    x.add_argument('--out', required=True, metavar='FILE', help='the JSON file to write')
-    x.add_argument('--data', help="the run's word file, for its training words (default: the run's own data)")
-    x.add_argument('--force', action='store_true', help='replace --out if it exists')
+    for add in (_train_parser, _sample_parser, _score_parser, _evaluate_parser, _plot_parser, _export_parser): add(sub, _ShowDefaults)
     return p
 
-# %% ../nbs/07_cli.ipynb 8
+# %% ../nbs/07_cli.ipynb 14
 def _in_flags(message: str) -> str:
-    "A library message with the names of `TrainConfig` settings written as the flags that set them."
-    names = sorted((f.name for f in dataclasses.fields(TrainConfig)), key=len, reverse=True)
-    pattern = rf"\bTrainConfig\.({'|'.join(names)})\b|\b({'|'.join(n for n in names if '_' in n)})\b"
+    "A library message with the names of the config's settings written as the flags that set them."
+    names = sorted((f.name for f in dataclasses.fields(DeeperConfig)), key=len, reverse=True)
+    pattern = rf"\b(?:Train|Deeper)Config\.({'|'.join(names)})\b|\b({'|'.join(n for n in names if '_' in n)})\b"
     return re.sub(pattern, lambda m: SHORT_NAMES.get(name := m.group(1) or m.group(2), '--' + name.replace('_', '-')), message)
 
 def cmd_train(args) -> None:
-    given = {f.name: getattr(args, f.name) for f in dataclasses.fields(TrainConfig) if hasattr(args, f.name)}
+    given = {f.name: getattr(args, f.name) for f in dataclasses.fields(DeeperConfig) if hasattr(args, f.name)}
     try:
         if args.resume:
             if extra := sorted(set(given) - {'max_steps'}) + (['preset'] if args.preset else []):
-                raise ValueError(f"--resume continues the run in {args.run} with its own settings; drop "
+                raise UserError(f"--resume continues the run in {args.run} with its own settings; drop "
                                  + ', '.join('--' + k.replace('_', '-') for k in extra))
             run = continue_run(args.run, given.get('max_steps'), args.data, quiet=args.quiet)
         else:
             try: config = preset(args.preset or 'original', **given)
-            except ValueError as e: raise ValueError(_in_flags(str(e))) from None
+            except UserError as e: raise UserError(_in_flags(str(e))) from None
             run = start_run(args.run, config, args.data, overwrite=args.force, quiet=args.quiet)
     except KeyboardInterrupt:
         try: run = load_run(args.run)
@@ -151,23 +160,23 @@ def cmd_train(args) -> None:
     losses = run.losses(run_words(run))
     print(f"step {run.step}: train loss {losses['train']:.4f}, val loss {losses['val']:.4f}")
     print(f'saved to {args.run}')
-    print('samples:', ', '.join(sample(run.model, run.vocab, run.config.block_size, n=20, seed=0)))
+    print('samples:', ', '.join(sample(run, n=20, seed=0)))
 
-# %% ../nbs/07_cli.ipynb 10
+# %% ../nbs/07_cli.ipynb 16
 def _split_of(run, words: list[str], part: int) -> list[str]:
     "The words of one split of `words` as `run` split them (0 train, 1 validation, 2 test)."
     return split_words(words, run.config.split_seed)[part]
 
 def cmd_sample(args) -> None:
     if args.min_len > args.max_len:
-        raise ValueError(f'--min-len {args.min_len} is above --max-len {args.max_len}; lower --min-len or raise --max-len')
+        raise UserError(f'--min-len {args.min_len} is above --max-len {args.max_len}; lower --min-len or raise --max-len')
     if len(args.prefix) > args.max_len:
-        raise ValueError(f'--prefix {args.prefix!r} has {len(args.prefix)} letters, more than --max-len {args.max_len}; '
+        raise UserError(f'--prefix {args.prefix!r} has {len(args.prefix)} letters, more than --max-len {args.max_len}; '
                          'shorten it or raise --max-len')
     run = load_run(args.run)
     torch.set_num_threads(run.config.threads)  # small matrices: more threads only wait for each other
     exclude = set(_split_of(run, run_words(run), 0)) if args.novel else None
-    names = iter_samples(run.model, run.vocab, run.config.block_size, n=args.n, seed=args.seed, temperature=args.temperature,
+    names = iter_samples(Sampler.of(run), n=args.n, seed=args.seed, temperature=args.temperature,
                          top_k=args.top_k, prefix=args.prefix, min_len=args.min_len, max_len=args.max_len,
                          exclude=exclude, unique=args.unique)
     if args.json: print(json.dumps(list(names)))
@@ -180,7 +189,7 @@ def cmd_evaluate(args) -> None:
     losses = run.losses(words)
     if args.samples:
         torch.set_num_threads(run.config.threads)
-        q = sample_quality(run.model, run.vocab, run.config.block_size, _split_of(run, words, 0), n=args.samples)
+        q = sample_quality(run, _split_of(run, words, 0), n=args.samples)
     if args.json: print(json.dumps({**losses, 'samples': q} if args.samples else losses))
     else:
         for name, value in losses.items(): print(f'{name:5s} {value:.4f}')
@@ -188,7 +197,7 @@ def cmd_evaluate(args) -> None:
             print(f"{q['samples']:,} samples at temperature 1: {q['in_train']:.1%} in the training set, {q['new']:.1%} new, "
                   f"{q['distinct']:.1%} distinct; mean length {q['mean_len']:.2f} (training words {q['data_mean_len']:.2f})")
 
-# %% ../nbs/07_cli.ipynb 11
+# %% ../nbs/07_cli.ipynb 17
 def _names_to_score(args) -> list[tuple[str | None, str]]:
     "(where, name) of each name to score: None for the command line's, the line of standard input's ('-')."
     found = []
@@ -198,7 +207,7 @@ def _names_to_score(args) -> list[tuple[str | None, str]]:
         try: text = data.decode('utf-8')
         except UnicodeDecodeError as e:
             line = data[:e.start].count(b'\n') + 1
-            raise ValueError(f"standard input, line {line}: not valid UTF-8; give UTF-8 text") from None
+            raise UserError(f"standard input, line {line}: not valid UTF-8; give UTF-8 text") from None
         found += [(f'standard input, line {n}', line.strip()) for n, line in enumerate(text.split('\n'), 1) if line.strip()]
     return found
 
@@ -207,12 +216,12 @@ def cmd_score(args) -> None:
     run = load_run(args.run)
     for where, name in found:  # every name checked before any is scored: a bad one is named with where it is
         try:
-            if not name: raise ValueError("the empty name '' has no letters to score; give names of one letter or more")
+            if not name: raise UserError("the empty name '' has no letters to score; give names of one letter or more")
             _check_letters('name', name, run.vocab)
-        except ValueError as e: raise ValueError(f'{where}: {e}' if where else str(e)) from None
+        except UserError as e: raise UserError(f'{where}: {e}' if where else str(e)) from None
     names = [name for _, name in found]
     torch.set_num_threads(run.config.threads)
-    records = score(run.model, run.vocab, run.config.block_size, names, reference=_split_of(run, run_words(run), 1))
+    records = score(run, names, reference=_split_of(run, run_words(run), 1))
     width = max((len(r['name']) for r in records), default=0)
     if args.json: print(json.dumps(records))
     else:
@@ -220,7 +229,7 @@ def cmd_score(args) -> None:
             print(f"{r['name']:{width}}  {r['nats']:7.3f} nats  {r['nats_per_char']:.3f} per letter  "
                   f"more name-like than {r['percentile']:.1f}% of the validation names")
 
-# %% ../nbs/07_cli.ipynb 12
+# %% ../nbs/07_cli.ipynb 18
 def cmd_plot(args) -> None:
     from mlp_names.diagnostics import save_graphs  # matplotlib loads only for this command
     run = load_run(args.run)
@@ -229,9 +238,9 @@ def cmd_plot(args) -> None:
 
 def cmd_export(args) -> None:
     out = Path(args.out)
-    if out.is_dir(): raise ValueError(f'--out {args.out} is a folder; give the name of the file to write, e.g. {out / "model.json"}')
+    if out.is_dir(): raise UserError(f'--out {args.out} is a folder; give the name of the file to write, e.g. {out / "model.json"}')
     if out.exists() and not args.force:
-        raise ValueError(f'--out {args.out} already exists; pass --force to replace it, or choose another --out')
+        raise UserError(f'--out {args.out} already exists; pass --force to replace it, or choose another --out')
     run = load_run(args.run)
     train_words = _split_of(run, run_words(run, args.data), 0)  # --novel's words, as `sample` takes them
     path = write_export(run, train_words, out)
@@ -247,7 +256,7 @@ def main(argv: list[str] | None = None) -> int:
     except BrokenPipeError:  # the reader went away (`mlp-names sample | head`): stop quietly
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 1
-    except (ValueError, OSError, MemoryError) as e:
+    except (UserError, OSError, MemoryError) as e:  # what the user asked for, or the machine; a bug keeps its traceback
         print(f'mlp-names {args.command}: error: {e}', file=sys.stderr)
         return 1
     except KeyboardInterrupt:

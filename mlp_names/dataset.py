@@ -7,7 +7,7 @@ from __future__ import annotations
 import os, random, re, stat
 from pathlib import Path
 import torch
-from .vocab import BOUNDARY, Vocab
+from .vocab import BOUNDARY, UserError, Vocab
 
 # %% auto 0
 __all__ = ['HIDDEN', 'MIN_WORDS', 'read_words', 'split_words', 'build_dataset']
@@ -36,20 +36,20 @@ def read_words(path) -> list[str]:
     try: text = data.decode('utf-8').removeprefix('\ufeff')  # a byte-order mark is not a character of a name
     except UnicodeDecodeError as e:
         line = data[:e.start].count(b'\n') + 1
-        raise ValueError(f"{path}, line {line}: not valid UTF-8 ({e.reason}); save the file as UTF-8") from None
+        raise UserError(f"{path}, line {line}: not valid UTF-8 ({e.reason}); save the file as UTF-8") from None
     check_hidden = HIDDEN.search(text) is not None  # most files have none: skip the check of each word
     words = []
     for n, line in enumerate(text.split('\n'), start=1):  # lines end at \n only (\r\n too: strip removes the \r)
         w = line.strip()
         if not w: continue
         if BOUNDARY in w:
-            raise ValueError(f"{path}, line {n}: the word {w!r} contains {BOUNDARY!r}, which the model "
+            raise UserError(f"{path}, line {n}: the word {w!r} contains {BOUNDARY!r}, which the model "
                              "reserves as the start/end token; remove or replace it")
         if check_hidden and (bad := HIDDEN.search(w)):
-            raise ValueError(f"{path}, line {n}: the word {w!r} contains {bad.group()!r} (U+{ord(bad.group()):04X}), "
+            raise UserError(f"{path}, line {n}: the word {w!r} contains {bad.group()!r} (U+{ord(bad.group()):04X}), "
                              "a control or invisible character, not a letter; remove it")
         words.append(w)
-    if not words: raise ValueError(f"{path}: the file has no words; it needs one word per line")
+    if not words: raise UserError(f"{path}: the file has no words; it needs one word per line")
     return words
 
 # %% ../nbs/01_dataset.ipynb 14
@@ -59,18 +59,31 @@ def split_words(words: list[str], seed: int = 42) -> tuple[list[str], list[str],
     "Shuffle a copy of `words` with `seed` and split it 80/10/10 into (train, dev, test), as the original."
     words = list(words)
     if len(words) < MIN_WORDS:
-        raise ValueError(f"{len(words)} words are too few: the train/validation/test split needs at least "
+        raise UserError(f"{len(words)} words are too few: the train/validation/test split needs at least "
                          f"{MIN_WORDS} words so that each part gets one; add more words (one per line)")
     random.Random(seed).shuffle(words)
     n1, n2 = int(0.8 * len(words)), int(0.9 * len(words))
     return words[:n1], words[n1:n2], words[n2:]
 
-# %% ../nbs/01_dataset.ipynb 21
+# %% ../nbs/01_dataset.ipynb 19
+def build_dataset(words: list[str], vocab: Vocab, block_size: int = 3) -> tuple[torch.Tensor, torch.Tensor]:
+    "Contexts `X` (n, block_size) and next-character targets `Y` (n,): a context slides along each word."
+    if isinstance(block_size, bool) or not isinstance(block_size, int) or block_size < 1:
+        raise UserError(f"block_size must be a positive integer, got {block_size!r}")
+    X, Y = [], []
+    for w in words:
+        context = [0] * block_size                     # the start: `block_size` boundary tokens
+        for ix in vocab.encode(w) + [vocab.stoi[BOUNDARY]]:
+            X.append(context); Y.append(ix)
+            context = context[1:] + [ix]               # slide: drop the oldest character, append the newest
+    return torch.tensor(X, dtype=torch.int64).reshape(-1, block_size), torch.tensor(Y, dtype=torch.int64)
+
+# %% ../nbs/01_dataset.ipynb 22
 def build_dataset(words: list[str], vocab: Vocab, block_size: int = 3) -> tuple[torch.Tensor, torch.Tensor]:
     "Contexts `X` (n, block_size) and next-character targets `Y` (n,) for every position of every word."
     if isinstance(block_size, bool) or not isinstance(block_size, int) or block_size < 1:
-        raise ValueError(f"block_size must be a positive integer, got {block_size!r}")
-    if any('\n' in w for w in words): raise ValueError("a word contains a line break; give one word per entry")
+        raise UserError(f"block_size must be a positive integer, got {block_size!r}")
+    if any('\n' in w for w in words): raise UserError("a word contains a line break; give one word per entry")
     codes = torch.frombuffer(bytearray(('\n'.join(words) + '\n').encode('utf-32-le')), dtype=torch.int32).long()
     table = torch.full((max(int(codes.max()), *map(ord, vocab.itos)) + 1,), -1)
     table[[ord(c) for c in vocab.itos]] = torch.arange(len(vocab))

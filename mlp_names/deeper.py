@@ -5,33 +5,51 @@
 # %% ../nbs/05a_deeper.ipynb 2
 from __future__ import annotations
 import math
+from dataclasses import dataclass
 import torch
 from fastcore.basics import patch
-from .layers import LEAKY_GAIN, BatchNorm1d, Embedding, Layer, LeakyRelu, Linear, Sequential
+from .vocab import UserError, Vocab
+from .layers import BatchNorm1d, Embedding, Layer, LeakyRelu, Linear, Sequential
 from .adam import Adam
-from .backward import FastStep, FlatAdam
-from .train import PlainStep, TrainConfig
+from .backward import AutogradStep, FlatAdam, ManualStep
+from .train import TrainConfig, make_step, scale_as_original, setting
 
 # %% auto 0
-__all__ = ['PRESETS', 'FlattenConsecutive', 'Dropout', 'tree_levels', 'build_tree', 'AdamW', 'FlatAdamW', 'adamw_step', 'preset']
+__all__ = ['PRESETS', 'DeeperConfig', 'FlattenConsecutive', 'Dropout', 'tree_levels', 'build_tree', 'AdamW', 'FlatAdamW',
+           'deeper_step', 'preset']
 
 # %% ../nbs/05a_deeper.ipynb 5
+@dataclass
+class DeeperConfig(TrainConfig):
+    "Chapter 04's settings and this chapter's; the defaults are the original's run."
+    merge: int = setting(0, 'positions merged per hidden layer, a tree (chapter 05a); 0: the whole context at once', 0, 64)
+    dropout: float = setting(0.0, 'share of hidden units dropped while training (chapter 05a)', 0, 0.9)
+    weight_decay: float = setting(0.0, 'decoupled weight decay of the weight matrices: AdamW (chapter 05a)', 0, 1)
+    warmup: int = setting(0, 'steps of linear learning-rate warm-up (chapter 05a)', 0, 10**9)
+    cosine: bool = setting(False, 'lower the learning rate along a cosine to 0 at max_steps (chapter 05a)')
+
+    def __post_init__(self):
+        super().__post_init__()
+        if self.merge and self.block_size not in [self.merge**k for k in range(1, self.n_layers + 1)]: raise UserError(
+            f'DeeperConfig.merge {self.merge} must be 0, or merge the block_size {self.block_size} characters in at most n_layers {self.n_layers} levels (block_size = merge**levels, e.g. 8 = 2**3)')
+
+# %% ../nbs/05a_deeper.ipynb 8
 class FlattenConsecutive(Layer):
     "Concatenate every `n` consecutive positions: (B, T, C) or (rows, C) become rows of n·C numbers."
     def __init__(self, n: int): self.n = n
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
         positions = x.shape[1] if x.dim() == 3 else x.shape[0]
         if positions % self.n:
-            raise ValueError(f'FlattenConsecutive({self.n}) needs a number of positions divisible by {self.n}, got {positions}')
+            raise UserError(f'FlattenConsecutive({self.n}) needs a number of positions divisible by {self.n}, got {positions}')
         self.out = x.reshape(-1, self.n * x.shape[-1])
         return self.out
     def __repr__(self) -> str: return f'FlattenConsecutive({self.n})'
 
-# %% ../nbs/05a_deeper.ipynb 11
+# %% ../nbs/05a_deeper.ipynb 14
 class Dropout(Layer):
     "Zero each number with probability `p` while training and scale the rest by 1/(1-p); the identity in eval mode."
     def __init__(self, p: float, generator: torch.Generator | None = None):
-        if not 0 <= p < 1: raise ValueError(f'Dropout p must be in [0, 1), got {p!r}')
+        if not 0 <= p < 1: raise UserError(f'Dropout p must be in [0, 1), got {p!r}')
         self.p, self.generator = p, generator
 
     def mask(self, x: torch.Tensor) -> torch.Tensor:
@@ -43,9 +61,9 @@ class Dropout(Layer):
         return self.out
     def __repr__(self) -> str: return f'Dropout({self.p})'
 
-# %% ../nbs/05a_deeper.ipynb 15
+# %% ../nbs/05a_deeper.ipynb 18
 @patch
-def forward(self: FlattenConsecutive, x: torch.Tensor) -> torch.Tensor:
+def forward_for_backward(self: FlattenConsecutive, x: torch.Tensor) -> torch.Tensor:
     "The merged rows, keeping the input's shape for `backward`."
     self._shape = x.shape
     return self(x)
@@ -54,7 +72,7 @@ def forward(self: FlattenConsecutive, x: torch.Tensor) -> torch.Tensor:
 def backward(self: FlattenConsecutive, dout: torch.Tensor) -> torch.Tensor: return dout.view(self._shape)
 
 @patch
-def forward(self: Dropout, x: torch.Tensor) -> torch.Tensor:
+def forward_for_backward(self: Dropout, x: torch.Tensor) -> torch.Tensor:
     "Training-mode output, keeping the mask for `backward`."
     self._mask = self.mask(x) if self.p > 0 else None
     return x if self._mask is None else x * self._mask
@@ -64,13 +82,13 @@ def backward(self: Dropout, dout: torch.Tensor) -> torch.Tensor:
     "δx = δout · mask."
     return dout if self._mask is None else dout * self._mask
 
-# %% ../nbs/05a_deeper.ipynb 17
-def tree_levels(config: TrainConfig) -> list[int]:
+# %% ../nbs/05a_deeper.ipynb 20
+def tree_levels(config: DeeperConfig) -> list[int]:
     "How many positions each merge joins: `merge` as often as it takes to reach `block_size`; the whole context if 0."
     if not config.merge: return [config.block_size]
     return [config.merge] * next(k for k in range(1, config.n_layers + 1) if config.merge**k == config.block_size)
 
-def build_tree(config: TrainConfig, vocab, generator: torch.Generator | None = None) -> Sequential:
+def build_tree(config: DeeperConfig, vocab: Vocab, generator: torch.Generator | None = None) -> Sequential:
     "Embedding; `n_layers` hidden blocks, the first ones after a merge each, dropout after each; Linear+BatchNorm1d."
     g = generator if generator is not None else torch.Generator().manual_seed(config.init_seed)
     V, E, H, merges = len(vocab), config.n_embd, config.n_hidden, tree_levels(config)
@@ -81,15 +99,14 @@ def build_tree(config: TrainConfig, vocab, generator: torch.Generator | None = N
         if config.dropout: layers.append(Dropout(config.dropout, g))
         width = H
     layers += [Linear(H, V, generator=g), BatchNorm1d(V)]
-    with torch.no_grad():
-        layers[-1].gamma *= 0.1                 # start close to a uniform prediction, as the original
-        for layer in layers[:-1]:
-            if isinstance(layer, Linear): layer.weight *= LEAKY_GAIN
-    return Sequential(layers)
+    return scale_as_original(layers)              # chapter 04's initialisation
 
-# %% ../nbs/05a_deeper.ipynb 23
+@patch
+def new_model(self: DeeperConfig, vocab: Vocab, generator: torch.Generator) -> Sequential: return build_tree(self, vocab, generator)
+
+# %% ../nbs/05a_deeper.ipynb 26
 class AdamW(Adam):
-    "Adam with decoupled weight decay: each step first shrinks every parameter by lr·weight_decay."
+    "Adam with decoupled weight decay: each step first shrinks every weight matrix by lr·weight_decay."
     def __init__(self, params, lr: float = 1e-3, weight_decay: float = 0.01, **kwargs):
         super().__init__(params, lr=lr, **kwargs)
         self.weight_decay = weight_decay
@@ -97,41 +114,55 @@ class AdamW(Adam):
     @torch.no_grad()
     def step(self) -> None:
         for p in self.params:
-            if p.grad is not None: p.mul_(1 - self.lr * self.weight_decay)
+            if p.grad is not None and p.ndim >= 2: p.mul_(1 - self.lr * self.weight_decay)  # not γ, β, biases
         super().step()
 
     def state_dict(self) -> dict: return {**super().state_dict(), 'weight_decay': self.weight_decay}
 
 class FlatAdamW(FlatAdam):
-    "`FlatAdam` with decoupled weight decay: the whole flat buffer shrinks, then the Adam step."
+    "`FlatAdam` with decoupled weight decay: the weight matrices' part of the flat buffer shrinks, then the Adam step."
     def __init__(self, params, lr: float = 1e-3, weight_decay: float = 0.01, **kwargs):
         super().__init__(params, lr=lr, **kwargs)
         self.weight_decay = weight_decay
+        self.decayed = torch.cat([torch.full((p.numel(),), float(p.ndim >= 2)) for p in self.params])  # 1: a matrix
 
     @torch.no_grad()
     def step(self) -> None:
-        self.flat.mul_(1 - self.lr * self.weight_decay)
+        self.flat.addcmul_(self.flat, self.decayed, value=-self.lr * self.weight_decay)  # θ - lr·λ·θ, matrices only
         super().step()
 
     def state_dict(self) -> dict: return {**super().state_dict(), 'weight_decay': self.weight_decay}
 
-def adamw_step(config: TrainConfig, model: Sequential) -> FastStep | PlainStep:
-    "The training step of a config with weight decay: by hand with `FlatAdamW`, or autograd with `AdamW`."
-    if config.fused: return FastStep(model, optimizer=FlatAdamW(model.parameters(), config.lr, config.weight_decay))
-    return PlainStep(model, optimizer=AdamW(model.parameters(), config.lr, config.weight_decay))
+# %% ../nbs/05a_deeper.ipynb 28
+def deeper_step(config: DeeperConfig, model: Sequential) -> ManualStep | AutogradStep:
+    "The training step of `config`: chapter 04's, or with weight decay `FlatAdamW` by hand (`AdamW` with autograd)."
+    if not config.weight_decay: return make_step(config, model)
+    if config.autograd: return AutogradStep(model, optimizer=AdamW(model.parameters(), config.lr, config.weight_decay))
+    return ManualStep(model, optimizer=FlatAdamW(model.parameters(), config.lr, config.weight_decay))
+
+@patch
+def new_step(self: DeeperConfig, model: Sequential) -> ManualStep | AutogradStep: return deeper_step(self, model)
 
 # %% ../nbs/05a_deeper.ipynb 31
+@patch
+def lr_at(self: DeeperConfig, step: int) -> float:
+    "The learning rate of step `step` (0-based): a linear warm-up, then constant or a cosine down to 0."
+    if step < self.warmup: return self.lr * (step + 1) / self.warmup
+    if not self.cosine: return self.lr
+    return self.lr * 0.5 * (1 + math.cos(math.pi * (step - self.warmup) / max(1, self.max_steps - self.warmup)))
+
+# %% ../nbs/05a_deeper.ipynb 38
 PRESETS = {
     'original': {},
     'tree': dict(block_size=8, merge=2, n_layers=3, n_embd=24, n_hidden=128, batch_size=128, max_steps=30000,
                  lr=2e-3, warmup=1000, cosine=True, weight_decay=0.01),
     'wide': dict(block_size=8, merge=2, n_layers=3, n_embd=32, n_hidden=256, batch_size=256, max_steps=30000,
-                 lr=2e-3, warmup=1000, cosine=True, weight_decay=0.1, threads=2),
+                 lr=2e-3, warmup=1000, cosine=True, weight_decay=0.1),
     'best': dict(block_size=8, merge=2, n_layers=3, n_embd=32, n_hidden=256, batch_size=256, max_steps=30000,
-                 lr=2e-3, warmup=1000, cosine=True, weight_decay=0.1, dropout=0.2, threads=2),
+                 lr=2e-3, warmup=1000, cosine=True, weight_decay=0.1, dropout=0.2),
 }
 
-def preset(name: str, **overrides) -> TrainConfig:
+def preset(name: str, **overrides) -> DeeperConfig:
     "The settings of the preset `name`, with `overrides` on top."
-    if name not in PRESETS: raise ValueError(f"unknown preset {name!r}; choose one of {', '.join(PRESETS)}")
-    return TrainConfig(**{**PRESETS[name], **overrides})
+    if name not in PRESETS: raise UserError(f"unknown preset {name!r}; choose one of {', '.join(PRESETS)}")
+    return DeeperConfig(**{**PRESETS[name], **overrides})

@@ -12,16 +12,16 @@ from matplotlib.figure import Figure
 from .files import atomic_write_bytes
 from .layers import LeakyRelu, Sequential
 from .train import Run
-from .runs import run_words
 
 # %% auto 0
 __all__ = ['GRAPH_FILES', 'inspect_batch', 'activation_stats', 'plot_activations', 'gradient_stats', 'plot_gradients',
-           'weight_grad_stats', 'plot_weight_grads', 'plot_update_ratios', 'plot_loss', 'save_graphs']
+           'weight_grad_stats', 'plot_weight_grads', 'plot_update_ratios', 'plot_step_ratios', 'plot_loss',
+           'save_graphs']
 
 # %% ../nbs/05_diagnostics.ipynb 7
-def inspect_batch(run: Run, words: list[str] | None = None, batch_size: int = 512, seed: int = 0) -> float:
-    "Forward and backward one training batch through the plain layers, keeping every layer's `.out` and its grad."
-    X, Y = run.splits(words if words is not None else run_words(run))['train']
+def inspect_batch(run: Run, words: list[str], batch_size: int = 512, seed: int = 0) -> float:
+    "Forward and backward one training batch of `words` through the plain layers, keeping each layer's `.out` and its grad."
+    X, Y = run.splits(words)['train']
     ix = torch.randint(0, len(X), (batch_size,), generator=torch.Generator().manual_seed(seed))
     model = run.model
     buffers = model.state_dict()
@@ -110,22 +110,32 @@ def plot_weight_grads(model: Sequential) -> Figure:
     return fig
 
 # %% ../nbs/05_diagnostics.ipynb 27
-def plot_update_ratios(run: Run) -> Figure:
-    "Graph 4: log10 update:data ratio of every 2-D parameter over training, with the 1e-3 guide."
+def _plot_ratios(run: Run, key: str, title: str, ylabel: str) -> Figure:
+    "log10 ratios recorded in `run.history[key]` of every 2-D parameter over training, with the 1e-3 guide."
     fig = Figure(figsize=(12, 4), layout='constrained')
     ax = fig.subplots()
-    ud = torch.stack(run.history['ud'])
-    steps = torch.arange(len(ud)) * run.config.ud_every
-    params = run.model.parameters()
+    ratios = torch.stack(run.history[key]) if run.history[key] else torch.empty(0, len(run.model.parameters()))
+    steps = torch.arange(len(ratios)) * run.config.ud_every
     labels = dict((id(p), label) for label, p in _matrices(run.model))
-    for k, p in enumerate(params):
-        if p.ndim == 2: ax.plot(steps.numpy(), ud[:, k].numpy(), label=labels[id(p)])
+    for k, p in enumerate(run.model.parameters()):
+        if p.ndim == 2: ax.plot(steps.numpy(), ratios[:, k].numpy(), label=labels[id(p)])
     ax.axhline(-3, color='k', linestyle='--', label='1e-3 guide')
-    ax.set(title='update-to-data ratio over training', xlabel='step', ylabel='log10(lr * std(grad) / std(data))')
+    ax.set(title=title, xlabel='step', ylabel=ylabel)
     _legend_outside(ax)
     return fig
 
+def plot_update_ratios(run: Run) -> Figure:
+    "Graph 4, the original's: log10(lr·std(grad)/std(data)) of every 2-D parameter over training."
+    return _plot_ratios(run, 'ud', 'update-to-data ratio over training (the size of a gradient-descent step)',
+                        'log10(lr * std(grad) / std(data))')
+
 # %% ../nbs/05_diagnostics.ipynb 32
+def plot_step_ratios(run: Run) -> Figure:
+    "Graph 5: log10(std(Δp)/std(p)) of every 2-D parameter over training, Δp the step the optimizer took."
+    return _plot_ratios(run, 'step_ud', "the step the optimizer took, relative to the weights",
+                        'log10(std(step) / std(data))')
+
+# %% ../nbs/05_diagnostics.ipynb 37
 def plot_loss(run: Run, window: int = 200) -> Figure:
     "Training loss (log10) averaged over windows of `window` steps."
     loss = torch.tensor(run.history['loss'])
@@ -139,14 +149,14 @@ def plot_loss(run: Run, window: int = 200) -> Figure:
     ax.legend()
     return fig
 
-# %% ../nbs/05_diagnostics.ipynb 35
-GRAPH_FILES = ('graph1.png', 'graph2.png', 'graph3.png', 'graph4.png', 'loss.png')
+# %% ../nbs/05_diagnostics.ipynb 40
+GRAPH_FILES = ('graph1.png', 'graph2.png', 'graph3.png', 'graph4.png', 'graph5.png', 'loss.png')
 
-def save_graphs(run: Run, out_dir, words: list[str] | None = None, dpi: int = 100) -> list[Path]:
-    "Write graph1.png … graph4.png and loss.png of `run` to `out_dir`."
+def save_graphs(run: Run, out_dir, words: list[str], dpi: int = 100) -> list[Path]:
+    "Write graph1.png … graph5.png and loss.png of `run` to `out_dir`; the inspection batch is one of `words`."
     inspect_batch(run, words)
     figures = [plot_activations(run.model), plot_gradients(run.model), plot_weight_grads(run.model),
-               plot_update_ratios(run), plot_loss(run)]
+               plot_update_ratios(run), plot_step_ratios(run), plot_loss(run)]
     paths = []
     for name, fig in zip(GRAPH_FILES, figures):
         buf = io.BytesIO()

@@ -6,12 +6,14 @@
 from __future__ import annotations
 import errno, fcntl, hashlib, os, stat, tempfile, urllib.request
 from pathlib import Path
-from .dataset import read_words
+import torch
+from .vocab import BOUNDARY, UserError, Vocab
+from .dataset import build_dataset, read_words
 
 # %% auto 0
 __all__ = ['LOCK_FILE', 'NAMES_URL', 'NAMES_SHA256', 'DATA_ENV', 'WriteError', 'atomic_write_bytes', 'stale_temporaries',
            'open_lock_file', 'DirLock', 'sha256_of', 'download_names', 'cache_dir', 'find_local_data', 'names_path',
-           'load_words']
+           'load_words', 'build_dataset_fast']
 
 # %% ../nbs/01a_files.ipynb 6
 def _umask() -> int:
@@ -118,7 +120,7 @@ def download_names(dest, url: str = NAMES_URL, sha256: str = NAMES_SHA256, timeo
             f"or set {DATA_ENV}=/path/to/names.txt, or give the file with --data PATH") from None
     got = sha256_of(data)
     if got != sha256:
-        raise ValueError(f"the file downloaded from {url} has sha256 {got}, expected {sha256}; "
+        raise UserError(f"the file downloaded from {url} has sha256 {got}, expected {sha256}; "
                          f"nothing was written to {dest}. Try again, or fetch the file by hand")
     return atomic_write_bytes(dest, data)
 
@@ -147,10 +149,31 @@ def names_path() -> Path:
     cached = cache_dir() / 'names.txt'
     if cached.is_file():
         if sha256_of(cached.read_bytes()) != NAMES_SHA256:
-            raise ValueError(f"{cached}: checksum does not match names.txt; delete it and run again to re-download")
+            raise UserError(f"{cached}: checksum does not match names.txt; delete it and run again to re-download")
         return cached.resolve()
     return download_names(cached).resolve()
 
 def load_words(path=None) -> list[str]:
     "The words of `path`, or of names.txt found as `names_path` says."
     return read_words(path if path is not None else names_path())
+
+# %% ../nbs/01a_files.ipynb 28
+def build_dataset_fast(words: list[str], vocab: Vocab, block_size: int = 3) -> tuple[torch.Tensor, torch.Tensor]:
+    "`build_dataset`'s tensors, made without a Python list per example (for word files of millions of lines)."
+    if isinstance(block_size, bool) or not isinstance(block_size, int) or block_size < 1:
+        raise UserError(f"block_size must be a positive integer, got {block_size!r}")
+    if not words: return torch.zeros((0, block_size), dtype=torch.int64), torch.zeros(0, dtype=torch.int64)
+    if any('\n' in w for w in words): raise UserError("a word contains a line break; give one word per entry")
+    codes = torch.frombuffer(bytearray(('\n'.join(words) + '\n').encode('utf-32-le')), dtype=torch.int32).long()
+    table = torch.full((max(int(codes.max()), *map(ord, vocab.itos)) + 1,), -1)
+    table[[ord(c) for c in vocab.itos]] = torch.arange(len(vocab))
+    table[ord('\n')] = vocab.stoi[BOUNDARY]            # each word ends with the end token
+    Y = table[codes]
+    if (Y < 0).any():                                  # let `encode` name the unknown character and its word
+        is_end = codes == ord('\n')
+        vocab.encode(words[int(is_end.cumsum(0)[int((Y < 0).nonzero()[0])])])
+    word = torch.cumsum(Y == 0, 0) - (Y == 0).long()   # which word each target belongs to
+    pos = torch.arange(len(Y)) + (word + 1) * block_size  # where it lands once each word has its padding
+    stream = torch.zeros(len(Y) + len(words) * block_size, dtype=torch.int64)
+    stream[pos] = Y
+    return stream.unfold(0, block_size, 1)[pos - block_size], Y

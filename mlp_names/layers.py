@@ -7,6 +7,8 @@ from __future__ import annotations
 import math
 import torch
 import torch.nn.functional as F
+from .vocab import UserError
+from fastcore.basics import patch
 
 # %% auto 0
 __all__ = ['LEAKY_GAIN', 'Layer', 'Linear', 'BatchNorm1d', 'LeakyRelu', 'Embedding', 'Flatten', 'Sequential', 'max_param_diff']
@@ -122,30 +124,33 @@ class Sequential(Layer):
 
     def eval(self) -> Sequential: return self.train(False)
 
-    def state_dict(self) -> dict[str, torch.Tensor]:
-        "Every parameter and buffer, named `'<layer index>.<name>'`, detached copies."
-        return {f'{i}.{n}': t.detach().clone() for i, layer in enumerate(self.layers)
-                for n, t in layer.named_tensors().items()}
+# %% ../nbs/02_layers.ipynb 32
+@patch
+def state_dict(self: Sequential) -> dict[str, torch.Tensor]:
+    "Every parameter and buffer, named `'<layer index>.<name>'`, detached copies."
+    return {f'{i}.{n}': t.detach().clone() for i, layer in enumerate(self.layers)
+            for n, t in layer.named_tensors().items()}
 
-    def load_state_dict(self, state: dict[str, torch.Tensor]) -> None:
-        "Copy the tensors of `state` into this model's, checking names and shapes."
-        own = {f'{i}.{n}': t for i, layer in enumerate(self.layers) for n, t in layer.named_tensors().items()}
-        missing, unexpected = sorted(own.keys() - state.keys()), sorted(state.keys() - own.keys())
-        if missing or unexpected:
-            raise ValueError(f'state dict does not fit this model: missing {missing}, unexpected {unexpected}')
-        for k, t in own.items():
-            if tuple(state[k].shape) != tuple(t.shape):
-                raise ValueError(f'state dict entry {k!r} has shape {tuple(state[k].shape)}, '
-                                 f'the model expects {tuple(t.shape)}')
-        with torch.no_grad():
-            for k, t in own.items(): t.copy_(state[k])
+@patch
+def load_state_dict(self: Sequential, state: dict[str, torch.Tensor]) -> None:
+    "Copy the tensors of `state` into this model's, checking names and shapes."
+    own = {f'{i}.{n}': t for i, layer in enumerate(self.layers) for n, t in layer.named_tensors().items()}
+    missing, unexpected = sorted(own.keys() - state.keys()), sorted(state.keys() - own.keys())
+    if missing or unexpected:
+        raise UserError(f'state dict does not fit this model: missing {missing}, unexpected {unexpected}')
+    for k, t in own.items():
+        if tuple(state[k].shape) != tuple(t.shape):
+            raise UserError(f'state dict entry {k!r} has shape {tuple(state[k].shape)}, '
+                             f'the model expects {tuple(t.shape)}')
+    with torch.no_grad():
+        for k, t in own.items(): t.copy_(state[k])
 
-# %% ../nbs/02_layers.ipynb 36
+# %% ../nbs/02_layers.ipynb 38
 LEAKY_GAIN = math.sqrt(2 / (1 + 0.01**2))
 
-# %% ../nbs/02_layers.ipynb 39
+# %% ../nbs/02_layers.ipynb 41
 def max_param_diff(a: Sequential, b: Sequential) -> float:
     "The largest absolute difference between the parameters and buffers of two models of the same shape."
     sa, sb = a.state_dict(), b.state_dict()
-    if sa.keys() != sb.keys(): raise ValueError(f'the models differ in their tensors: {sorted(sa.keys() ^ sb.keys())}')
+    if sa.keys() != sb.keys(): raise UserError(f'the models differ in their tensors: {sorted(sa.keys() ^ sb.keys())}')
     return max((sa[k].float() - sb[k].float()).abs().max().item() for k in sa)

@@ -5,21 +5,23 @@
 # %% ../nbs/06_sampling.ipynb 2
 from __future__ import annotations
 import base64, binascii, copy, json, math
+from dataclasses import dataclass
 from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as F
-from .vocab import BOUNDARY, Vocab, shown_letters
-from .dataset import build_dataset
+from .vocab import BOUNDARY, UserError, Vocab, shown_letters
+from .files import build_dataset_fast
 from .files import atomic_write_bytes
 from .layers import BatchNorm1d, Embedding, Flatten, Layer, LeakyRelu, Linear, Sequential
 from .train import Run, TrainConfig
 from .deeper import Dropout, FlattenConsecutive
 
 # %% auto 0
-__all__ = ['CHUNK', 'MAX_LEN', 'CELLS', 'EXPORT_FORMAT', 'EXPORT_VERSION', 'fold_batchnorm', 'inference_net', 'next_char_probs',
-           'iter_samples', 'sample', 'sample_quality', 'name_nats', 'score', 'tensor_to_json', 'tensor_from_json',
-           'bloom_positions', 'bloom_filter', 'bloom_contains', 'export_model', 'write_export', 'read_export']
+__all__ = ['CHUNK', 'MAX_LEN', 'CELLS', 'SAMPLING_LIMITS', 'EXPORT_FORMAT', 'EXPORT_VERSION', 'fold_batchnorm', 'inference_net',
+           'next_char_probs', 'sampling_problem', 'Sampler', 'as_sampler', 'iter_samples', 'sample', 'sample_quality',
+           'name_nats', 'score', 'tensor_to_json', 'tensor_from_json', 'bloom_positions', 'bloom_filter',
+           'bloom_contains', 'export_model', 'write_export', 'read_export']
 
 # %% ../nbs/06_sampling.ipynb 5
 @torch.no_grad()
@@ -91,54 +93,79 @@ def _draw(net: Sequential, vocab: Vocab, block_size: int, m: int, g: torch.Gener
 # %% ../nbs/06_sampling.ipynb 20
 CHUNK = 10_000
 MAX_LEN, CELLS = 100_000, 2**20  # the longest name; the most letters a batch holds (chunk x max_len)
+SAMPLING_LIMITS = {'n': (0, 2**63 - 1), 'seed': (0, 2**63 - 1), 'max_tries': (0, 2**63 - 1), 'top_k': (1, 2**63 - 1),
+                   'min_len': (0, MAX_LEN), 'max_len': (1, MAX_LEN), 'temperature': (1e-3, 1e3)}
+
+def _shown(x) -> str: return '2**63-1' if x == 2**63 - 1 else f'{x:,}' if isinstance(x, int) else f'{x:g}'
+
+def sampling_problem(name: str, value) -> str | None:
+    "What is wrong with `value` for the sampling setting `name` (None if nothing): where every bound is checked."
+    lo, hi = SAMPLING_LIMITS[name]
+    kinds = (int, float) if name == 'temperature' else int
+    if isinstance(value, bool) or not isinstance(value, kinds) or not (lo <= value <= hi):  # a NaN fails lo <= value
+        return f"must be {'a number' if name == 'temperature' else 'a whole number'} from {_shown(lo)} to {_shown(hi)}, got {value!r}"
 
 def _check_sampling(n, seed, temperature, max_len, min_len=0, top_k=None) -> None:
-    if isinstance(n, bool) or not isinstance(n, int) or n < 0: raise ValueError(f"n must be a count >= 0, got {n!r}")
-    if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed < 2**63:
-        raise ValueError(f"seed must be a whole number from 0 to 2**63-1, got {seed!r}")
-    if isinstance(max_len, bool) or not isinstance(max_len, int) or max_len < 1:
-        raise ValueError(f"max_len must be a whole number >= 1, got {max_len!r}")
-    if max_len > MAX_LEN: raise ValueError(f"max_len must be at most {MAX_LEN:,} letters, got {max_len:,}")
-    if isinstance(min_len, bool) or not isinstance(min_len, int) or not 0 <= min_len <= max_len:
-        raise ValueError(f"min_len must be a whole number from 0 to max_len ({max_len}), got {min_len!r}")
-    if not (isinstance(temperature, (int, float)) and math.isfinite(temperature) and temperature >= 1e-3):
-        raise ValueError(f"temperature must be a number of at least 0.001, got {temperature!r}")
-    if top_k is not None and (isinstance(top_k, bool) or not isinstance(top_k, int) or top_k < 1):
-        raise ValueError(f"top_k must be a whole number >= 1 (or None for every character), got {top_k!r}")
+    given = {'n': n, 'seed': seed, 'temperature': temperature, 'max_len': max_len, 'min_len': min_len, 'top_k': top_k}
+    for name, value in given.items():
+        if value is not None or name != 'top_k':  # top_k None: every character
+            if problem := sampling_problem(name, value): raise UserError(f'{name} {problem}')
+    if min_len > max_len: raise UserError(f"min_len {min_len} is above max_len {max_len}; lower min_len or raise max_len")
 
+# %% ../nbs/06_sampling.ipynb 23
 def _check_letters(what: str, text, vocab: Vocab) -> None:
     "Refuse `text` (a prefix or a name) unless it is a string of the vocabulary's letters."
-    if not isinstance(text, str): raise ValueError(f"{what} must be a string, got {text!r}")
+    if not isinstance(text, str): raise UserError(f"{what} must be a string, got {text!r}")
     if bad := [c for c in dict.fromkeys(text) if c == BOUNDARY or c not in vocab.stoi]:
-        raise ValueError(f"{what} {text!r} has {bad[0]!r}, which is not a letter of this model's names "
+        raise UserError(f"{what} {text!r} has {bad[0]!r}, which is not a letter of this model's names "
                          f"({shown_letters(''.join(vocab.itos[1:]))}); use only those")
 
 def _check_finite(model: Sequential) -> None:
     "Refuse a model with a NaN or an infinity in a weight: what it gives would be garbage."
     if bad := next((k for k, t in model.state_dict().items() if t.is_floating_point() and not torch.isfinite(t).all()), None):
-        raise ValueError(f"the model's weight {bad} holds NaN or infinity, so it cannot sample or score; restore its "
+        raise UserError(f"the model's weight {bad} holds NaN or infinity, so it cannot sample or score; restore its "
                          "run from a copy, or train again with a lower learning rate")
 
 def _check_prefix(prefix, vocab: Vocab, max_len: int) -> None:
     _check_letters('prefix', prefix, vocab)
     if len(prefix) > max_len:
-        raise ValueError(f"prefix {prefix!r} has {len(prefix)} characters, more than max_len {max_len}; "
+        raise UserError(f"prefix {prefix!r} has {len(prefix)} characters, more than max_len {max_len}; "
                          "shorten it or raise max_len")
 
-# %% ../nbs/06_sampling.ipynb 21
-def iter_samples(model: Sequential, vocab: Vocab, block_size: int, n: int = 20, seed: int = 0,
+# %% ../nbs/06_sampling.ipynb 25
+@dataclass(eq=False)
+class Sampler:
+    "A model with its vocabulary and context size, checked; `net` is its inference network (made once, here)."
+    model: Sequential
+    vocab: Vocab
+    block_size: int
+
+    def __post_init__(self):
+        _check_finite(self.model)
+        self.net = inference_net(self.model)
+
+    @classmethod
+    def of(cls, run: Run) -> Sampler: return cls(run.model, run.vocab, run.config.block_size)
+
+def as_sampler(source: Sampler | Run) -> Sampler:
+    "`source` if it is a `Sampler`; a run made into one."
+    if isinstance(source, Sampler): return source
+    if isinstance(source, Run): return Sampler.of(source)
+    raise UserError(f"expected a Sampler or a Run to sample from, got {type(source).__name__}")
+
+# %% ../nbs/06_sampling.ipynb 27
+def iter_samples(sampler: Sampler | Run, n: int = 20, seed: int = 0,
                  temperature: float = 1.0, top_k: int | None = None, prefix: str = '', min_len: int = 1,
                  max_len: int = 50, exclude=None, unique: bool = False, max_tries: int | None = None):
     "Yield `n` names of `min_len`..`max_len` characters that start with `prefix`, none in `exclude`, no repeats if `unique`."
+    s = as_sampler(sampler)
     _check_sampling(n, seed, temperature, max_len, min_len, top_k)
-    _check_prefix(prefix, vocab, max_len)
-    _check_finite(model)
+    _check_prefix(prefix, s.vocab, max_len)
     exclude = exclude if isinstance(exclude, (set, frozenset, dict)) else set(exclude or ())
     max_tries = 10 * n + 100_000 if max_tries is None else max_tries
-    if isinstance(max_tries, bool) or not isinstance(max_tries, int) or max_tries < 0:
-        raise ValueError(f"max_tries must be a whole number >= 0 (or None), got {max_tries!r}")
-    g, net = torch.Generator().manual_seed(seed), inference_net(model)
-    draw = lambda m: _draw(net, vocab, block_size, m, g, temperature, top_k, prefix, min_len, max_len)
+    if problem := sampling_problem('max_tries', max_tries): raise UserError(f"max_tries {problem} (or None)")
+    g = torch.Generator().manual_seed(seed)
+    draw = lambda m: _draw(s.net, s.vocab, s.block_size, m, g, temperature, top_k, prefix, min_len, max_len)
     return _passing(draw, n, exclude, unique, max_tries, chunk=max(1, min(CHUNK, CELLS // (max_len + 1))))
 
 def _passing(draw, n: int, exclude, unique: bool, max_tries: int, chunk: int = CHUNK):
@@ -147,7 +174,7 @@ def _passing(draw, n: int, exclude, unique: bool, max_tries: int, chunk: int = C
     while found < n:
         if tries >= max_tries:
             rules = ' and '.join(r for r, on in (('new (not excluded)', exclude), ('distinct', unique)) if on)
-            raise ValueError(f"found only {found:,} of the {n:,} names asked for in {tries:,} tries (names must be "
+            raise UserError(f"found only {found:,} of the {n:,} names asked for in {tries:,} tries (names must be "
                              f"{rules}); ask for fewer names or loosen the prefix, length or novelty requirements")
         want = n - found  # sized from the share that passed so far; all names pass without exclude/unique
         m = want if found == tries else math.ceil(1.2 * want * tries / max(found, 1)) + 16
@@ -161,47 +188,48 @@ def _passing(draw, n: int, exclude, unique: bool, max_tries: int, chunk: int = C
             if found == n: return
         if m == chunk and found == before: max_tries = tries  # a whole batch gave nothing new: give up now
 
-def sample(model: Sequential, vocab: Vocab, block_size: int, n: int = 20, **kwargs) -> list[str]:
-    "`n` names generated by `model` (see `iter_samples`)."
-    return list(iter_samples(model, vocab, block_size, n, **kwargs))
+def sample(sampler: Sampler | Run, n: int = 20, **kwargs) -> list[str]:
+    "`n` names generated by `sampler`'s model (see `iter_samples`)."
+    return list(iter_samples(sampler, n, **kwargs))
 
-# %% ../nbs/06_sampling.ipynb 39
-def sample_quality(model: Sequential, vocab: Vocab, block_size: int, train_words: list[str], n: int = 10_000,
+# %% ../nbs/06_sampling.ipynb 45
+def sample_quality(sampler: Sampler | Run, train_words: list[str], n: int = 10_000,
                    seed: int = 0, temperature: float = 1.0) -> dict:
     "Share of `n` samples in `train_words`, new, distinct; their mean length and the training words'."
-    names, known = sample(model, vocab, block_size, n=n, seed=seed, temperature=temperature), set(train_words)
+    names, known = sample(sampler, n=n, seed=seed, temperature=temperature), set(train_words)
     in_train = sum(nm in known for nm in names) / max(n, 1)
     return {'temperature': temperature, 'samples': n, 'in_train': in_train, 'new': 1 - in_train,
             'distinct': len(set(names)) / max(n, 1), 'mean_len': sum(map(len, names)) / max(n, 1),
             'data_mean_len': sum(map(len, train_words)) / max(len(train_words), 1)}
 
-# %% ../nbs/06_sampling.ipynb 44
+# %% ../nbs/06_sampling.ipynb 50
 @torch.no_grad()
-def name_nats(model: Sequential, vocab: Vocab, block_size: int, names: list[str], batch: int = 65_536) -> torch.Tensor:
+def name_nats(sampler: Sampler | Run, names: list[str], batch: int = 65_536) -> torch.Tensor:
     "Negative log-likelihood (nats, float64) of each name followed by the end token."
-    for nm in names: _check_letters('name', nm, vocab)
-    _check_finite(model)
+    s = as_sampler(sampler)
+    for nm in names: _check_letters('name', nm, s.vocab)
     if not names: return torch.zeros(0, dtype=torch.float64)
-    X, Y = build_dataset(list(names), vocab, block_size)
+    X, Y = build_dataset_fast(list(names), s.vocab, s.block_size)
     word = torch.cumsum(Y == 0, 0) - (Y == 0).long()  # which name each target belongs to
-    net, logp = inference_net(model), torch.empty(len(Y), dtype=torch.float64)
+    net, logp = s.net, torch.empty(len(Y), dtype=torch.float64)
     for i in range(0, len(Y), batch):
         logp[i:i + batch] = F.log_softmax(net(X[i:i + batch]).double(), 1).gather(1, Y[i:i + batch, None])[:, 0]
     return torch.zeros(len(names), dtype=torch.float64).index_add_(0, word, -logp)
 
-def score(model: Sequential, vocab: Vocab, block_size: int, names: list[str], reference: list[str] | None = None) -> list[dict]:
+def score(sampler: Sampler | Run, names: list[str], reference: list[str] | None = None) -> list[dict]:
     "For each name: its nats, nats per character (end included) and percentile among `reference` (None without one)."
-    nats = name_nats(model, vocab, block_size, names)
+    s = as_sampler(sampler)
+    nats = name_nats(s, names)
     per_char = nats / torch.tensor([len(nm) + 1 for nm in names], dtype=torch.float64)
     pct = [None] * len(names)
     if reference:
-        ref_nats = name_nats(model, vocab, block_size, reference)
+        ref_nats = name_nats(s, reference)
         ref = (ref_nats / torch.tensor([len(w) + 1 for w in reference], dtype=torch.float64)).sort().values
         pct = ((len(ref) - torch.searchsorted(ref, per_char, right=True)).double() * 100 / len(ref)).tolist()
     return [{'name': nm, 'nats': a, 'nats_per_char': b, 'percentile': c}
             for nm, a, b, c in zip(names, nats.tolist(), per_char.tolist(), pct)]
 
-# %% ../nbs/06_sampling.ipynb 52
+# %% ../nbs/06_sampling.ipynb 58
 EXPORT_FORMAT, EXPORT_VERSION = 'mlp-names-export', 1
 
 def tensor_to_json(t: torch.Tensor) -> dict:
@@ -238,7 +266,7 @@ def bloom_contains(bloom: dict, word: str) -> bool:
     array = base64.b64decode(bloom['data'])
     return all(array[j >> 3] >> (j & 7) & 1 for j in bloom_positions(word, bloom['bits'], bloom['hashes']))
 
-# %% ../nbs/06_sampling.ipynb 55
+# %% ../nbs/06_sampling.ipynb 61
 def _layer_to_json(layer) -> dict | None:
     kind = type(layer).__name__
     if isinstance(layer, Linear):
@@ -252,7 +280,7 @@ def _layer_to_json(layer) -> dict | None:
     if isinstance(layer, BatchNorm1d):
         return {'type': 'BatchNorm1d', 'eps': layer.eps, **{k: tensor_to_json(getattr(layer, a)) for k, a in
                 (('mean', 'running_mean'), ('var', 'running_var'), ('gamma', 'gamma'), ('beta', 'beta'))}}
-    raise ValueError(f'cannot export a model with a {kind} layer')
+    raise UserError(f'cannot export a model with a {kind} layer')
 
 def export_model(run: Run, train_words: list[str]) -> dict:
     "The portable form of `run` (see the table above): vocabulary, context size, config, folded layers, known words."
@@ -266,7 +294,7 @@ def write_export(run: Run, train_words: list[str], path) -> Path:
     text = json.dumps(export_model(run, train_words), separators=(',', ':'))
     return atomic_write_bytes(path, text.encode('utf-8'))
 
-# %% ../nbs/06_sampling.ipynb 56
+# %% ../nbs/06_sampling.ipynb 62
 def _layer_from_json(d: dict):
     kind = d['type']
     if kind == 'Linear':
@@ -283,20 +311,20 @@ def _layer_from_json(d: dict):
         return bn
     simple = {'LeakyRelu': lambda: LeakyRelu(d['negative_slope']), 'Flatten': Flatten,
               'FlattenConsecutive': lambda: FlattenConsecutive(d['n'])}
-    if kind not in simple: raise ValueError(f'unknown layer type {kind!r}')
+    if kind not in simple: raise UserError(f'unknown layer type {kind!r}')
     return simple[kind]()
 
 def read_export(path) -> dict:
     "An exported model read back: `model` (an eval-mode Sequential), `vocab`, `block_size`, `config`, `known`."
     try: d = json.loads(Path(path).read_text(encoding='utf-8'))
-    except (UnicodeDecodeError, json.JSONDecodeError) as e: raise ValueError(f'{path}: not an exported model (not JSON: {e})') from None
+    except (UnicodeDecodeError, json.JSONDecodeError) as e: raise UserError(f'{path}: not an exported model (not JSON: {e})') from None
     if not isinstance(d, dict) or d.get('format') != EXPORT_FORMAT:
-        raise ValueError(f"{path}: not an exported model (no '{EXPORT_FORMAT}' format tag); write one with `mlp-names export`")
+        raise UserError(f"{path}: not an exported model (no '{EXPORT_FORMAT}' format tag); write one with `mlp-names export`")
     if d.get('version') != EXPORT_VERSION:
-        raise ValueError(f"{path}: export version {d.get('version')!r}, this mlp_names reads {EXPORT_VERSION}; export the run again")
+        raise UserError(f"{path}: export version {d.get('version')!r}, this mlp_names reads {EXPORT_VERSION}; export the run again")
     try:
         model = Sequential([_layer_from_json(l) for l in d['layers']]).eval()
         return {'model': model, 'vocab': Vocab(d['vocab']), 'block_size': d['block_size'],
                 'config': TrainConfig.from_dict(d['config']), 'known': d['known']}
     except (KeyError, TypeError, ValueError, RuntimeError, binascii.Error) as e:
-        raise ValueError(f'{path}: damaged exported model ({type(e).__name__}: {e})') from None
+        raise UserError(f'{path}: damaged exported model ({type(e).__name__}: {e})') from None

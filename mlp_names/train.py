@@ -8,14 +8,15 @@ import dataclasses, math
 from array import array
 from dataclasses import dataclass, field
 import torch, torch.nn.functional as F
-from .vocab import Vocab
+from .vocab import UserError, Vocab
 from .dataset import build_dataset, split_words
+from .files import build_dataset_fast
 from .layers import LEAKY_GAIN, BatchNorm1d, Embedding, Flatten, LeakyRelu, Linear, Sequential
-from .backward import FastStep, PlainStep
+from .backward import AutogradStep, ManualStep
 
 # %% auto 0
-__all__ = ['setting', 'setting_problem', 'TrainConfig', 'build_model', 'evaluate', 'Run', 'new_run', 'make_step', 'Callback',
-           'fit', 'update_ratios', 'RecordUpdateRatios', 'train']
+__all__ = ['setting', 'setting_problem', 'TrainConfig', 'scale_as_original', 'build_model', 'evaluate', 'Run', 'new_run',
+           'make_step', 'Callback', 'fit', 'update_ratios', 'step_ratios', 'RecordUpdateRatios', 'train']
 
 # %% ../nbs/04_train.ipynb 5
 def setting(default, help: str, lo=None, hi=None, above: bool = False):
@@ -31,6 +32,7 @@ def setting_problem(f: dataclasses.Field, value) -> str | None:
     if not lo <= value <= hi or (f.metadata['above'] and value == lo):
         return f'must be {"above" if f.metadata["above"] else "at least"} {lo} and at most {hi}, got {value!r}'
 
+# %% ../nbs/04_train.ipynb 7
 @dataclass
 class TrainConfig:
     "Everything that defines a training run; the defaults are the original's."
@@ -40,57 +42,54 @@ class TrainConfig:
     block_size: int = setting(3, 'characters of context', 1, 64)
     batch_size: int = setting(64, 'examples per step (BatchNorm needs at least 2)', 2, 65536)
     max_steps: int = setting(20000, 'training steps', 0, 10**9)
-    lr: float = setting(1e-3, 'Adam learning rate (the peak, with a schedule)', 0, 10, above=True)
-    merge: int = setting(0, 'positions merged per hidden layer, a tree (chapter 05a); 0: the whole context at once', 0, 64)
-    dropout: float = setting(0.0, 'share of hidden units dropped while training (chapter 05a)', 0, 0.9)
-    weight_decay: float = setting(0.0, 'decoupled weight decay: AdamW (chapter 05a)', 0, 1)
-    warmup: int = setting(0, 'steps of linear learning-rate warm-up (chapter 05a)', 0, 10**9)
-    cosine: bool = setting(False, 'lower the learning rate along a cosine to 0 at max_steps (chapter 05a)')
+    lr: float = setting(1e-3, 'Adam learning rate', 0, 10, above=True)
     split_seed: int = setting(42, 'seed of the train/validation/test shuffle', 0, 2**63 - 1)
     init_seed: int = setting(2147483647, 'seed of the weights, then of the minibatches', 0, 2**63 - 1)
-    fused: bool = setting(True, 'train with the backward pass by hand (chapter 03a); false: autograd')
+    autograd: bool = setting(False, 'train through autograd instead of the backward pass by hand (chapter 03a)')
     threads: int = setting(1, 'CPU threads while training', 1, 256)
     ud_every: int = setting(20, 'record update-to-data ratios every this many steps', 1, 10**9)
     checkpoint_every: int = setting(5000, 'save the run every this many steps (0: only at the end)', 0, 10**9)
 
     def __post_init__(self):
         for f in dataclasses.fields(self):
-            if problem := setting_problem(f, getattr(self, f.name)): raise ValueError(f'TrainConfig.{f.name} {problem}')
-        if self.merge and self.block_size not in [self.merge**k for k in range(1, self.n_layers + 1)]: raise ValueError(
-            f'TrainConfig.merge {self.merge} must be 0, or merge the block_size {self.block_size} characters in at most n_layers {self.n_layers} levels (block_size = merge**levels, e.g. 8 = 2**3)')
+            if problem := setting_problem(f, getattr(self, f.name)): raise UserError(f'{type(self).__name__}.{f.name} {problem}')
 
-    def lr_at(self, step: int) -> float:
-        "The learning rate of step `step` (0-based): a linear warm-up, then constant or a cosine down to 0."
-        if step < self.warmup: return self.lr * (step + 1) / self.warmup
-        if not self.cosine: return self.lr
-        return self.lr * 0.5 * (1 + math.cos(math.pi * (step - self.warmup) / max(1, self.max_steps - self.warmup)))
+    def lr_at(self, step: int) -> float: return self.lr  # the original's: constant (chapter 05a adds a schedule)
+    def new_model(self, vocab: Vocab, generator: torch.Generator) -> Sequential: return build_model(self, vocab, generator)
+    def new_step(self, model: Sequential) -> ManualStep | AutogradStep: return make_step(self, model)
 
     def to_dict(self) -> dict: return dataclasses.asdict(self)
 
     @classmethod
     def from_dict(cls, d: dict) -> TrainConfig:
         "Rebuild a config, refusing unknown keys (they would be silently ignored otherwise)."
-        if unknown := sorted(set(d) - {f.name for f in dataclasses.fields(cls)}): raise ValueError(f"unknown TrainConfig settings: {unknown}")
+        if 'fused' in d and 'autograd' not in d:  # the name of `autograd` in runs saved before it, with the opposite sense
+            d = {**{k: v for k, v in d.items() if k != 'fused'}, 'autograd': not d['fused']}
+        if unknown := sorted(set(d) - {f.name for f in dataclasses.fields(cls)}):
+            raise UserError(f"unknown {cls.__name__} settings: {unknown}")
         return cls(**d)
 
-# %% ../nbs/04_train.ipynb 8
-def build_model(config: TrainConfig, vocab: Vocab, generator: torch.Generator | None = None) -> Sequential:
-    "The original's MLP: embedding, `n_layers` Linear+BatchNorm1d+LeakyRelu blocks, Linear+BatchNorm1d."
-    g = generator if generator is not None else torch.Generator().manual_seed(config.init_seed)
-    if config.merge or config.dropout: from .deeper import build_tree; return build_tree(config, vocab, g)  # chapter 05a
-    V, E, H = len(vocab), config.n_embd, config.n_hidden
-    layers = [Embedding(V, E, generator=g), Flatten(),
-              Linear(E * config.block_size, H, generator=g), BatchNorm1d(H), LeakyRelu()]
-    for _ in range(config.n_layers - 1):
-        layers += [Linear(H, H, generator=g), BatchNorm1d(H), LeakyRelu()]
-    layers += [Linear(H, V, generator=g), BatchNorm1d(V)]
+# %% ../nbs/04_train.ipynb 10
+def scale_as_original(layers: list) -> Sequential:
+    "The original's two fixes, then the stack: the last BatchNorm's γ ×0.1, every hidden Linear's weight ×LEAKY_GAIN."
     with torch.no_grad():
         layers[-1].gamma *= 0.1                 # start close to a uniform prediction
         for layer in layers[:-1]:
             if isinstance(layer, Linear): layer.weight *= LEAKY_GAIN  # keep the variance through LeakyRelu
     return Sequential(layers)
 
-# %% ../nbs/04_train.ipynb 12
+def build_model(config: TrainConfig, vocab: Vocab, generator: torch.Generator | None = None) -> Sequential:
+    "The original's MLP: embedding, `n_layers` Linear+BatchNorm1d+LeakyRelu blocks, Linear+BatchNorm1d."
+    g = generator if generator is not None else torch.Generator().manual_seed(config.init_seed)
+    V, E, H = len(vocab), config.n_embd, config.n_hidden
+    layers = [Embedding(V, E, generator=g), Flatten(),
+              Linear(E * config.block_size, H, generator=g), BatchNorm1d(H), LeakyRelu()]
+    for _ in range(config.n_layers - 1):
+        layers += [Linear(H, H, generator=g), BatchNorm1d(H), LeakyRelu()]
+    layers += [Linear(H, V, generator=g), BatchNorm1d(V)]
+    return scale_as_original(layers)
+
+# %% ../nbs/04_train.ipynb 14
 @torch.no_grad()
 def evaluate(model: Sequential, X: torch.Tensor, Y: torch.Tensor, batch_size: int = 4096) -> float:
     "Mean cross-entropy of `model` on (X, Y), BatchNorm in eval mode, in batches of `batch_size`."
@@ -99,17 +98,17 @@ def evaluate(model: Sequential, X: torch.Tensor, Y: torch.Tensor, batch_size: in
                     for i in range(0, len(X), batch_size)) / len(X)
     finally: model.train(was_training)
 
-# %% ../nbs/04_train.ipynb 16
+# %% ../nbs/04_train.ipynb 18
 @dataclass
 class Run:
     "A training run: config, vocabulary, model and its step function, generator state, history, data."
     config: TrainConfig
     vocab: Vocab
     model: Sequential
-    step_fn: FastStep | PlainStep
+    step_fn: ManualStep | AutogradStep
     generator: torch.Generator
     step: int = 0
-    history: dict = field(default_factory=lambda: {'loss': array('f'), 'ud': []})
+    history: dict = field(default_factory=lambda: {'loss': array('f'), 'ud': [], 'step_ud': []})
     data_path: str | None = None
     data_sha256: str | None = None
     optimizer = property(lambda self: self.step_fn.optimizer, doc="The optimizer of the training step.")
@@ -117,25 +116,25 @@ class Run:
     def splits(self, words: list[str]) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
         "The train/val/test tensors of `words`, split as this run was."
         parts = split_words(words, self.config.split_seed)
-        return {name: build_dataset(ws, self.vocab, self.config.block_size) for name, ws in zip(('train', 'val', 'test'), parts)}
+        return {name: build_dataset_fast(ws, self.vocab, self.config.block_size) for name, ws in zip(('train', 'val', 'test'), parts)}
 
     def losses(self, words: list[str]) -> dict[str, float]:
         "Loss of each split of `words`."
         return {name: evaluate(self.model, X, Y) for name, (X, Y) in self.splits(words).items()}
 
+# %% ../nbs/04_train.ipynb 20
 def new_run(config: TrainConfig, words: list[str], data_path=None, data_sha256=None) -> Run:
-    "A fresh run: the model initialised and the training step set up as the original."
+    "A fresh run: the model `config` describes, initialised, and its training step."
     vocab = Vocab.from_words(words)
     split_words(words, config.split_seed)  # refuses too few words now, before anything is built
-    model = build_model(config, vocab, g := torch.Generator().manual_seed(config.init_seed))
-    return Run(config, vocab, model, make_step(config, model), g, data_path=data_path, data_sha256=data_sha256)
+    model = config.new_model(vocab, g := torch.Generator().manual_seed(config.init_seed))
+    return Run(config, vocab, model, config.new_step(model), g, data_path=data_path, data_sha256=data_sha256)
 
-def make_step(config: TrainConfig, model: Sequential) -> FastStep | PlainStep:
-    "The training step `config` asks for: by hand or through autograd, with Adam or (weight decay) chapter 05a's AdamW."
-    if config.weight_decay: from .deeper import adamw_step; return adamw_step(config, model)  # chapter 05a
-    return (FastStep if config.fused else PlainStep)(model, lr=config.lr)
+def make_step(config: TrainConfig, model: Sequential) -> ManualStep | AutogradStep:
+    "The original's training step with Adam: by hand (chapter 03a) or, with `config.autograd`, through autograd."
+    return (AutogradStep if config.autograd else ManualStep)(model, lr=config.lr)
 
-# %% ../nbs/04_train.ipynb 18
+# %% ../nbs/04_train.ipynb 23
 class Callback:
     "A piece that plugs into `fit`; override what you need."
     def before_fit(self, run: Run) -> None: pass
@@ -144,7 +143,7 @@ class Callback:
 
 def fit(run: Run, X: torch.Tensor, Y: torch.Tensor, until: int, callbacks=()) -> Run:
     "Train `run` on (X, Y) from its current step up to step `until`."
-    if until < run.step: raise ValueError(f"the run is at step {run.step} already; {until} steps would go back")
+    if until < run.step: raise UserError(f"the run is at step {run.step} already; {until} steps would go back")
     threads, _ = torch.get_num_threads(), torch.set_num_threads(run.config.threads)
     run.model.train()
     for cb in callbacks: cb.before_fit(run)
@@ -161,19 +160,30 @@ def fit(run: Run, X: torch.Tensor, Y: torch.Tensor, until: int, callbacks=()) ->
         for cb in callbacks: cb.after_fit(run)
     return run
 
-# %% ../nbs/04_train.ipynb 20
+# %% ../nbs/04_train.ipynb 25
 @torch.no_grad()
 def update_ratios(params: list[torch.Tensor], lr: float) -> torch.Tensor:
-    "log10(lr * std(grad) / std(data)) of every parameter tensor."
+    "log10(lr * std(grad) / std(data)) of every parameter tensor: the original's ratio."
     return torch.stack([p.grad.std() / p.std() for p in params]).mul_(lr).log10_()
 
+@torch.no_grad()
+def step_ratios(before: list[torch.Tensor], params: list[torch.Tensor]) -> torch.Tensor:
+    "log10(std(after - before) / std(after)) of every parameter tensor: the step the optimizer took."
+    return torch.stack([(p - b).std() / p.std() for b, p in zip(before, params)]).log10_()
+
 class RecordUpdateRatios(Callback):
-    "Append every parameter's update-to-data ratio to `history['ud']` every `config.ud_every` steps."
+    "Every `config.ud_every` steps, both ratios of every parameter: `history['ud']` and `history['step_ud']`."
+    def keep(self, run):  # the weights before a step that is recorded
+        self.before = [p.detach().clone() for p in run.model.parameters()] if run.step % run.config.ud_every == 0 else None
+    def before_fit(self, run): self.keep(run)
     def after_step(self, run, loss):
-        if (run.step - 1) % run.config.ud_every == 0:
-            run.history['ud'].append(update_ratios(run.model.parameters(), run.optimizer.lr))
+        if self.before is not None:
+            params = run.model.parameters()
+            run.history['ud'].append(update_ratios(params, run.optimizer.lr))
+            run.history['step_ud'].append(step_ratios(self.before, params))
+        self.keep(run)
 
 def train(config: TrainConfig, words: list[str], callbacks=()) -> Run:
-    "A new run trained on `words` for `config.max_steps` steps, in memory (chapter 04a keeps runs on disk)."
+    "A new run trained on `words` for `config.max_steps` steps, in memory (chapter 05b keeps runs on disk)."
     run = new_run(config, words)
     return fit(run, *run.splits(words)['train'], config.max_steps, [RecordUpdateRatios(), *callbacks])
