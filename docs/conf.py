@@ -6,6 +6,10 @@ as it is from docs/try/, with the exported model it samples from (model.json, al
 nbdev's cell directives keep their meaning: before MyST-NB reads a notebook, `notebook_as_nbdev_shows_it`
 drops `#| hide` cells, turns `echo: false` / `output: false` into MyST-NB's remove-input / remove-output tags,
 and removes the `#|` lines (and nbval's markers) from the code shown.
+
+Besides the notebooks, nbs/ holds one page written by hand in MyST Markdown, the guide (nbs/guide.md): the toctree
+of the home page lists the chapters by file name, then the guide (`site_pages`). The links of both kinds of page
+are written for the repository (`../bench/README.md`) and rewritten for the site (`repo_link`).
 """
 import configparser, importlib, importlib.util, inspect, re, shutil, sys
 from pathlib import Path
@@ -61,6 +65,7 @@ mathjax3_config = {
 
 DIRECTIVE = re.compile(r'^\s*#\|\s?(.*)$')
 NBVAL_MARK = re.compile(r'^\s*#\s*NBVAL_[A-Z_]+\s*$')
+MARKDOWN_LINK = re.compile(r'!?\[([^\]]*)\]\(([^)\s]+)\)')
 HIDE_CELL = {'hide', 'include: false'}
 HIDE_INPUT = {'echo: false', 'hide_input'}
 HIDE_OUTPUT = {'output: false', 'hide_output'}
@@ -136,7 +141,7 @@ def notebook_as_nbdev_shows_it(text: str, docname: str, chapters: list) -> str:
         tags = cell.metadata.setdefault('tags', [])
         tags += ['remove-input'] * bool(flags & HIDE_INPUT or not source) + ['remove-output'] * bool(flags & HIDE_OUTPUT)
         if cell.cell_type == 'markdown':
-            source = re.sub(r'!?\[([^\]]*)\]\(([^)\s]+)\)', repo_link, source)
+            source = MARKDOWN_LINK.sub(repo_link, source)
         cell.source = source
         cells.append(cell)
     if module:
@@ -148,10 +153,22 @@ def notebook_as_nbdev_shows_it(text: str, docname: str, chapters: list) -> str:
     return nbformat.writes(nb)
 
 
+PAGES_AFTER_CHAPTERS = ['guide']  # MyST pages of nbs/ written by hand (nbs/guide.md), after the chapters
+
+
+def site_pages(srcdir) -> list:
+    """The pages of the toctree, in order: the chapters (every notebook but the home page, by file name), then the
+    hand-written MyST pages."""
+    chapters = sorted(p.stem for p in Path(srcdir).glob('*.ipynb') if p.stem != root_doc)
+    return chapters + [name for name in PAGES_AFTER_CHAPTERS if (Path(srcdir) / f'{name}.md').is_file()]
+
+
 def on_source_read(app, docname, source):
-    if app.env.doc2path(docname).suffix == '.ipynb':
-        chapters = sorted(p.stem for p in Path(app.srcdir).glob('*.ipynb') if p.stem != root_doc)
-        source[0] = notebook_as_nbdev_shows_it(source[0], docname, chapters)
+    suffix = Path(app.env.doc2path(docname)).suffix
+    if suffix == '.ipynb':
+        source[0] = notebook_as_nbdev_shows_it(source[0], docname, site_pages(app.srcdir))
+    elif suffix == '.md':  # links written for the repository, as in the notebooks' markdown
+        source[0] = MARKDOWN_LINK.sub(repo_link, source[0])
 
 
 def skip_patched(app, what, name, obj, skip, options):

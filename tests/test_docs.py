@@ -165,6 +165,18 @@ def test_hidden_cells_and_directives_follow_nbdev():
     assert [c.metadata.get('tags', []) for c in shown[:3]] == [[], ['remove-input'], ['remove-output']]
 
 
+def test_the_guide_is_in_the_site_navigation():
+    "nbs/guide.md is a page of the site: the home page's toctree lists it after the chapters (checked without a build)."
+    conf = _conf()
+    assert (NBS / 'guide.md').is_file()
+    pages = conf.site_pages(NBS)
+    assert pages == [nb.stem for nb in CHAPTERS] + ['guide']
+    home = nbformat.reads(conf.notebook_as_nbdev_shows_it((NBS / 'index.ipynb').read_text(encoding='utf-8'), 'index',
+                                                          pages), as_version=4)
+    toc = home.cells[-1].source.splitlines()
+    assert toc[0] == '```{toctree}' and toc[-2:] == ['guide', '```']
+
+
 def test_the_shipped_model_is_an_export_of_the_best_preset():
     from mlp_names.deeper import preset
     from mlp_names.sampling import read_export

@@ -63,3 +63,12 @@ def test_every_notebook_names_its_kernel():
     missing = [p.name for p in sorted((ROOT / 'nbs').glob('*.ipynb'))
                if json.loads(p.read_text(encoding='utf-8'))['metadata'].get('kernelspec', {}).get('name') != 'python3']
     assert not missing, f'{missing} carry no python3 kernelspec: add it to the notebook metadata'
+
+
+def test_readme_is_short_and_links_contributing_and_guide():
+    "The README is the short version (at most 1,300 words); the manual is nbs/guide.md, the contributor's loop CONTRIBUTING.md."
+    readme = (ROOT / 'README.md').read_text(encoding='utf-8')
+    words = len(readme.split())  # as `wc -w` counts
+    assert words <= 1300, f'README.md has {words} words: move the details to nbs/guide.md or CONTRIBUTING.md'
+    assert '](CONTRIBUTING.md)' in readme and (ROOT / 'CONTRIBUTING.md').is_file()
+    assert '](nbs/guide.md)' in readme and (ROOT / 'nbs' / 'guide.md').is_file()
