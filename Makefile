@@ -66,7 +66,7 @@ bench: setup
 # full runs of every preset of chapter 05a, each `mlp-names train --preset NAME` in a fresh process (about 15
 # minutes on 2 cores); prints the table of losses, times and sample novelty that the README quotes
 results: setup
-	$(BIN)/python bench/results.py --markdown bench/results.md
+	$(BIN)/python bench/results.py --markdown bench/results.md --json bench/results.json
 
 # the book as a website in _docs/ (open _docs/index.html), built by Sphinx + MyST-NB (docs/conf.py) from the
 # notebooks' stored outputs: nothing re-runs. -W: any warning fails the build; -E: every page is read afresh

@@ -9,7 +9,7 @@ Children are interleaved A, B, C, A, B, C, ... so drifts in machine load hit eve
 See bench/README.md for how to read the output.
 """
 from __future__ import annotations
-import argparse, json, math, os, platform, resource, statistics, subprocess, sys, time
+import argparse, json, math, os, platform, resource, shutil, statistics, subprocess, sys, time
 from pathlib import Path
 
 import torch
@@ -192,21 +192,21 @@ def torch_nn_run(steps: int, data_path: str) -> dict:
 
 
 # ---------------------------------------------------------------------------------------------
-# (1) / (4) The project's own training, fused (default) or plain autograd.
+# (1) / (4) The project's own training: the step by hand (default) or through autograd.
 # ---------------------------------------------------------------------------------------------
-def mlp_names_run(steps: int, threads: int, data_path: str, fused: bool, do_sample: bool, nudge: bool = False) -> dict:
+def mlp_names_run(steps: int, threads: int, data_path: str, autograd: bool, do_sample: bool, nudge: bool = False) -> dict:
     from mlp_names.files import load_words
     from mlp_names.train import TrainConfig, RecordUpdateRatios, new_run, fit, evaluate
-    from mlp_names.sampling import sample as sample_names, score
+    from mlp_names.sampling import Sampler, sample as sample_names, score
     from mlp_names.dataset import split_words
     words = load_words(data_path)
-    config = TrainConfig(max_steps=steps, threads=threads, fused=fused)
+    config = TrainConfig(max_steps=steps, threads=threads, autograd=autograd)
     run = new_run(config, words)                  # model/optimizer setup is outside the timing, as for the others
     if nudge:  # the noise floor of "final val loss": move one weight by one float32 ulp and train the same way
         with torch.no_grad():
             w = run.model[5].weight
             w[0, 0] = torch.nextafter(w[0, 0], torch.tensor(float('inf')))
-    def sample(model, vocab, **kw): return sample_names(model, vocab, config.block_size, **kw)
+    def sample(model, vocab, **kw): return sample_names(Sampler(model, vocab, config.block_size), **kw)
     t0 = time.perf_counter()
     fit(run, *run.splits(words)['train'], steps, [RecordUpdateRatios()])   # update-ratio history stays on (ud_every)
     call_s = time.perf_counter() - t0
@@ -233,7 +233,7 @@ def mlp_names_run(steps: int, threads: int, data_path: str, fused: bool, do_samp
         train_words, val_words, _ = split_words(words, config.split_seed)
         train_set = set(train_words)
         def constrained(): sample(run.model, run.vocab, n=10000, seed=0, prefix='a', min_len=5, exclude=train_set, unique=True)
-        def scoring(): score(run.model, run.vocab, config.block_size, words[:10000], reference=val_words)
+        def scoring(): score(run, words[:10000], reference=val_words)
         for key, job in (('constrained_sampling_s', constrained), ('scoring_s', scoring)):
             job()                                              # warm-up call, not counted
             times = []
@@ -245,13 +245,166 @@ def mlp_names_run(steps: int, threads: int, data_path: str, fused: bool, do_samp
     return out
 
 
+
+# ---------------------------------------------------------------------------------------------
+# (5) The deeper model: chapter 05a's `best` preset (288,689 parameters) at --deeper-threads threads, our step
+# (by hand and through autograd) against its torch.nn twin (eager, bfloat16 autocast, torch.compile) and the
+# floor of its 12 matrix products. Every variant trains the same tree from the same data, WARMUP steps untimed.
+# ---------------------------------------------------------------------------------------------
+DEEPER_VARIANTS = {'best': 'mlp_names best', 'best_autograd': 'mlp_names best, autograd', 'best_nn': 'torch.nn eager',
+                   'best_nn_bf16': 'torch.nn + bf16 autocast', 'best_nn_compile': 'torch.nn + torch.compile',
+                   'mm_fp32': 'matmul floor, float32', 'mm_bf16': 'matmul floor, bfloat16'}
+WARMUP = 50
+
+
+def best_config(steps: int, threads: int, **kw):
+    from mlp_names.deeper import preset
+    return preset('best', max_steps=WARMUP + steps, threads=threads, **kw)
+
+
+def deeper_data(data_path: str, block_size: int):
+    from mlp_names.files import load_words, build_dataset_fast
+    from mlp_names.dataset import split_words
+    from mlp_names.vocab import Vocab
+    words = load_words(data_path)
+    vocab = Vocab.from_words(words)
+    return words, vocab, [build_dataset_fast(ws, vocab, block_size) for ws in split_words(words, SPLIT_SEED)[:2]]
+
+
+def deeper_ours(steps: int, threads: int, data_path: str, autograd: bool = False, profile: bool = False) -> dict:
+    from mlp_names.files import load_words
+    from mlp_names.train import new_run, fit, evaluate
+    words = load_words(data_path)
+    cfg = best_config(steps, threads, autograd=autograd)
+    run = new_run(cfg, words)
+    (Xtr, Ytr), (Xva, Yva), _ = run.splits(words).values()
+    fit(run, Xtr, Ytr, WARMUP)
+    t0 = time.perf_counter()
+    fit(run, Xtr, Ytr, WARMUP + steps)
+    dt = time.perf_counter() - t0
+    out = {'loop_s': dt, 'ms_per_step': 1000 * dt / steps, 'peak_rss_mib': peak_rss_mib(),
+           'train': evaluate(run.model, Xtr, Ytr), 'val': evaluate(run.model, Xva, Yva)}
+    if profile: out['profile'] = profile_step(run, Xtr, Ytr)
+    return out
+
+
+# what each ATen operation of a step is, for the profile's breakdown
+OP_KINDS = {'matrix products': ('mm', 'addmm', 'bmm', 'matmul', 'linear'),
+            'reductions': ('sum', 'mean', 'var', 'var_mean', 'std', 'norm', 'max', 'amax', 'logsumexp'),
+            'random draws': ('bernoulli', 'bernoulli_', 'rand', 'uniform_', 'randint', 'random_', 'multinomial'),
+            'embedding and indexing': ('index', 'index_add_', 'index_select', 'embedding', 'embedding_dense_backward',
+                                       'scatter_add_', 'gather', 'index_put_', 'take')}
+
+
+def op_kind(name: str) -> str:
+    op = name.split('::')[-1]
+    for kind, ops in OP_KINDS.items():
+        if op in ops: return kind
+    return 'elementwise and other'
+
+
+def profile_step(run, X, Y, steps: int = 100) -> dict:
+    "Self CPU time of each kind of ATen operation over `steps` steps of `run`, in ms per step."
+    from torch.profiler import ProfilerActivity, profile
+    from mlp_names.train import fit
+    with profile(activities=[ProfilerActivity.CPU]) as prof:
+        fit(run, X, Y, run.step + steps)
+    kinds, ops = {}, {}
+    for e in prof.key_averages():
+        if not e.key.startswith('aten::') or e.self_cpu_time_total <= 0: continue
+        ms = e.self_cpu_time_total / 1000 / steps
+        kinds[op_kind(e.key)] = kinds.get(op_kind(e.key), 0.0) + ms
+        ops[e.key] = ops.get(e.key, 0.0) + ms
+    top = dict(sorted(ops.items(), key=lambda kv: -kv[1])[:12])
+    return {'kinds_ms': kinds, 'top_ops_ms': top}
+
+
+def best_torch_nn(vocab_size: int, cfg):
+    "The torch.nn twin of chapter 05a's tree: the same layers and sizes, the same initialisation rules."
+    import torch.nn as nn
+    class FlattenConsecutive(nn.Module):
+        def __init__(self, n): super().__init__(); self.n = n
+        def forward(self, x): return x.reshape(-1, self.n * x.shape[-1])
+    E, H, width = cfg.n_embd, cfg.n_hidden, cfg.n_embd
+    mods = [nn.Embedding(vocab_size, E)]
+    for _ in range(cfg.n_layers):
+        mods += [FlattenConsecutive(cfg.merge), nn.Linear(width * cfg.merge, H), nn.BatchNorm1d(H), nn.LeakyReLU(),
+                 nn.Dropout(cfg.dropout)]
+        width = H
+    mods += [nn.Linear(H, vocab_size), nn.BatchNorm1d(vocab_size)]
+    model = nn.Sequential(*mods)
+    with torch.no_grad(): model[-1].weight *= 0.1
+    return model
+
+
+def deeper_torch_nn(steps: int, threads: int, data_path: str, mode: str) -> dict:
+    cfg = best_config(steps, threads)
+    words, vocab, ((Xtr, Ytr), (Xva, Yva)) = deeper_data(data_path, cfg.block_size)
+    torch.manual_seed(cfg.init_seed)
+    model = best_torch_nn(len(vocab), cfg)
+    decay = [p for p in model.parameters() if p.ndim >= 2]
+    rest = [p for p in model.parameters() if p.ndim < 2]
+    opt = torch.optim.AdamW([{'params': decay}, {'params': rest, 'weight_decay': 0.0}], lr=cfg.lr, weight_decay=cfg.weight_decay)
+    net = torch.compile(model) if mode == 'compile' else model
+    g = torch.Generator().manual_seed(42)
+    def step(t):
+        for group in opt.param_groups: group['lr'] = cfg.lr_at(t)
+        ix = torch.randint(0, Xtr.shape[0], (cfg.batch_size,), generator=g)
+        if mode == 'bf16':
+            with torch.autocast('cpu', dtype=torch.bfloat16): loss = F.cross_entropy(net(Xtr[ix]), Ytr[ix])
+        else: loss = F.cross_entropy(net(Xtr[ix]), Ytr[ix])
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+    t0 = time.perf_counter()
+    for t in range(WARMUP): step(t)
+    warm_s = time.perf_counter() - t0              # with torch.compile: the compilation
+    t0 = time.perf_counter()
+    for t in range(WARMUP, WARMUP + steps): step(t)
+    dt = time.perf_counter() - t0
+    rss = peak_rss_mib()
+    model.eval()
+    with torch.no_grad():
+        tr = sum(F.cross_entropy(model(Xtr[i:i + 4096]), Ytr[i:i + 4096], reduction='sum').item() for i in range(0, len(Xtr), 4096)) / len(Xtr)
+        va = sum(F.cross_entropy(model(Xva[i:i + 4096]), Yva[i:i + 4096], reduction='sum').item() for i in range(0, len(Xva), 4096)) / len(Xva)
+    return {'loop_s': dt, 'ms_per_step': 1000 * dt / steps, 'warmup_s': warm_s, 'peak_rss_mib': rss, 'train': tr, 'val': va}
+
+
+def deeper_matmul_floor(steps: int, threads: int, dtype) -> dict:
+    "The 12 matrix products of one step of the tree (forward, weight and input gradients), in `dtype`, alone."
+    cfg = best_config(steps, threads)
+    B, E, H, V, m = cfg.batch_size, cfg.n_embd, cfg.n_hidden, 27, cfg.merge
+    shapes, rows, width = [], B * cfg.block_size // m, E * m      # (rows, in, out) of each Linear
+    for _ in range(cfg.n_layers):
+        shapes.append((rows, width, H)); rows, width = rows // m, H * m
+    shapes.append((B, H, V))
+    g = torch.Generator().manual_seed(0)
+    mats = [(torch.randn(r, i, generator=g).to(dtype), torch.randn(i, o, generator=g).to(dtype), torch.randn(r, o, generator=g).to(dtype))
+            for r, i, o in shapes]
+    def one():
+        for x, w, d in mats: x @ w; x.t() @ d; d @ w.t()
+    for _ in range(WARMUP): one()
+    t0 = time.perf_counter()
+    for _ in range(steps): one()
+    dt = time.perf_counter() - t0
+    return {'loop_s': dt, 'ms_per_step': 1000 * dt / steps, 'peak_rss_mib': peak_rss_mib(), 'train': float('nan'), 'val': float('nan')}
+
+
+def deeper_child(v: str, steps: int, threads: int, data_path: str, profile: bool) -> dict:
+    if v == 'best': return deeper_ours(steps, threads, data_path, profile=profile)
+    if v == 'best_autograd': return deeper_ours(steps, threads, data_path, autograd=True)
+    if v.startswith('best_nn'): return deeper_torch_nn(steps, threads, data_path, {'best_nn': 'eager', 'best_nn_bf16': 'bf16', 'best_nn_compile': 'compile'}[v])
+    return deeper_matmul_floor(steps, threads, torch.float32 if v == 'mm_fp32' else torch.bfloat16)
+
+
 def child_main(args) -> None:
     "Run one variant once and print its result as one tagged JSON line on stdout."
     torch.set_num_threads(args.threads)
     v = args.one
-    if v == 'original': res = original_run(args.steps, args.data)
+    if v in DEEPER_VARIANTS: res = deeper_child(v, args.steps, args.threads, args.data, profile=args.sample)
+    elif v == 'original': res = original_run(args.steps, args.data)
     elif v == 'torch_nn': res = torch_nn_run(args.steps, args.data)
-    else: res = mlp_names_run(args.steps, args.threads, args.data, fused=(v != 'plain'), do_sample=args.sample,
+    else: res = mlp_names_run(args.steps, args.threads, args.data, autograd=(v == 'plain'), do_sample=args.sample,
                               nudge=(v == 'nudged'))
     res.update(variant=v, steps=args.steps, threads=torch.get_num_threads(), torch=torch.__version__,
                peak_rss_mib_end=peak_rss_mib())
@@ -261,9 +414,9 @@ def child_main(args) -> None:
 # ---------------------------------------------------------------------------------------------
 # Parent: launch the children interleaved, aggregate, print the table.
 # ---------------------------------------------------------------------------------------------
-def run_child(variant: str, args, data_path: str, sample: bool) -> dict:
-    cmd = [sys.executable, str(Path(__file__).resolve()), '--one', variant, '--steps', str(args.steps),
-           '--threads', str(args.threads), '--data', data_path] + (['--sample'] if sample else [])
+def run_child(variant: str, args, data_path: str, sample: bool, steps: int | None = None, threads: int | None = None) -> dict:
+    cmd = [sys.executable, str(Path(__file__).resolve()), '--one', variant, '--steps', str(steps or args.steps),
+           '--threads', str(threads or args.threads), '--data', data_path] + (['--sample'] if sample else [])
     proc = subprocess.run(cmd, stdout=subprocess.PIPE, text=True)     # the child's stderr goes straight through
     lines = [l for l in proc.stdout.splitlines() if l.startswith(RESULT_TAG)]
     if proc.returncode != 0 or not lines:
@@ -281,6 +434,47 @@ def cpu_name() -> str:
 
 
 
+DEEPER_TARGETS = {'best/torch_nn': 0.5, 'best/matmul_fp32': 1.5, 'original/torch_nn': 0.5}
+
+
+def deeper_section(args, data_path: str) -> dict:
+    "Time every deeper variant, interleaved over the repeats, in fresh processes; print the table and the profile."
+    variants = [v for v in DEEPER_VARIANTS if v != 'best_nn_compile' or shutil.which('cc') or shutil.which('gcc')]
+    print(f'deeper model: {", ".join(variants)}; {args.deeper_steps} steps x {args.repeats} repeats, threads '
+          f'{args.deeper_threads}', file=sys.stderr, flush=True)
+    runs = {v: [] for v in variants}
+    for r in range(args.repeats):
+        for v in variants:
+            if v == 'best_nn_compile' and r > 0: continue  # minutes of compiling: one run
+            res = run_child(v, args, data_path, sample=(v == 'best' and r == 0), steps=args.deeper_steps, threads=args.deeper_threads)
+            runs[v].append(res)
+            print(f"[{r + 1}/{args.repeats}] {DEEPER_VARIANTS[v]:<26} {res['ms_per_step']:7.3f} ms/step  val {res['val']:.4f}",
+                  file=sys.stderr, flush=True)
+    ms = {v: statistics.median(x['ms_per_step'] for x in rs) for v, rs in runs.items()}
+    nn = ms['best_nn']
+    print(f"\nthe deeper model: chapter 05a's `best` preset (288,689 parameters, batch 256), {args.deeper_threads} threads, "
+          f"{args.deeper_steps} steps after {WARMUP} untimed, median of {args.repeats}")
+    print('| variant | ms/step | vs torch.nn eager |\n|---|--:|--:|')
+    for v in variants:
+        note = f" (compiling: {runs[v][0]['warmup_s']:.0f} s, not counted)" if v == 'best_nn_compile' else ''
+        print(f"| {DEEPER_VARIANTS[v]}{note} | {ms[v]:.2f} | {ms[v] / nn:.2f} |")
+    prof = runs['best'][0]['profile']
+    total = sum(prof['kinds_ms'].values())
+    print(f"\nwhere a step of mlp_names best goes (torch.profiler, self CPU time of ATen operations, 100 steps, "
+          f"{total:.2f} ms a step in all):")
+    for kind, t in sorted(prof['kinds_ms'].items(), key=lambda kv: -kv[1]): print(f"  {kind:24s} {t:6.2f} ms  {t / total:5.1%}")
+    print('  largest operations: ' + ', '.join(f"{k.split('::')[-1]} {t:.2f}" for k, t in prof['top_ops_ms'].items()))
+    ratios = {'best/torch_nn': ms['best'] / nn, 'best/torch_nn_bf16': ms['best'] / ms['best_nn_bf16'],
+              'best/matmul_fp32': ms['best'] / ms['mm_fp32']}
+    print(f"\nratio best / torch.nn eager:        {ratios['best/torch_nn']:.3f}  (target <= {DEEPER_TARGETS['best/torch_nn']})")
+    print(f"ratio best / torch.nn bf16 autocast: {ratios['best/torch_nn_bf16']:.3f}  (target < 1)")
+    print(f"ratio best / float32 matmul floor:  {ratios['best/matmul_fp32']:.3f}  (target <= {DEEPER_TARGETS['best/matmul_fp32']})")
+    failed = [name for name, ok in (('best / torch.nn', ratios['best/torch_nn'] <= DEEPER_TARGETS['best/torch_nn']),
+                                    ('best / torch.nn bf16', ratios['best/torch_nn_bf16'] < 1),
+                                    ('best / matmul floor', ratios['best/matmul_fp32'] <= DEEPER_TARGETS['best/matmul_fp32'])) if not ok]
+    return {'ms_per_step': ms, 'ratios': ratios, 'profile': prof, 'runs': runs, 'failed': failed}
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description='Time mlp_names training against the original loop and torch.nn.')
     p.add_argument('--steps', type=int, default=20000, help='training steps per run (default 20000)')
@@ -289,12 +483,15 @@ def main(argv=None) -> int:
     p.add_argument('--data', default=None, help='names file (default: data/names.txt as mlp_names finds it)')
     p.add_argument('--json', default=None, help='also write all results to this JSON file')
     p.add_argument('--quick', action='store_true', help='smoke run: --steps 2000 --repeats 1')
-    p.add_argument('--with-plain', action='store_true', help='also time mlp_names with fused=False')
+    p.add_argument('--with-plain', action='store_true', help='also time mlp_names with autograd=True')
     p.add_argument('--check', action='store_true', help='exit 1 if a target is missed')
-    p.add_argument('--one', choices=list(VARIANTS), help=argparse.SUPPRESS)     # child mode
+    p.add_argument('--deeper-steps', type=int, default=1500, help="timed steps of each deeper-model run (default 1500)")
+    p.add_argument('--deeper-threads', type=int, default=2, help='threads of the deeper-model runs (default 2)')
+    p.add_argument('--no-deeper', action='store_true', help="skip the deeper model (chapter 05a's best preset)")
+    p.add_argument('--one', choices=list(VARIANTS) + list(DEEPER_VARIANTS), help=argparse.SUPPRESS)     # child mode
     p.add_argument('--sample', action='store_true', help=argparse.SUPPRESS)     # child also times sampling
     args = p.parse_args(argv)
-    if args.quick: args.steps, args.repeats = 2000, 1
+    if args.quick: args.steps, args.repeats, args.deeper_steps = 2000, 1, 200
     if args.steps < 1 or args.repeats < 1 or args.threads < 1:
         p.error('--steps, --repeats and --threads must be at least 1')
     if args.one:
@@ -358,7 +555,7 @@ def main(argv=None) -> int:
     else:
         print(f"fast vs plain: |val difference| {plain_diff:.2e} (target < {TARGETS['plain_val_diff']:g}), "
               f"plain {summary['plain']['ms_per_step']:.2f} ms/step, "
-              f"fused/plain {summary['mlp_names']['ms_per_step'] / summary['plain']['ms_per_step']:.2f}")
+              f"by hand/autograd {summary['mlp_names']['ms_per_step'] / summary['plain']['ms_per_step']:.2f}")
         nudge_diff = abs(summary['mlp_names']['val'] - summary['nudged']['val'])
         print(f"noise floor: one weight moved by 1 ulp before training changes the final val loss by {nudge_diff:.2e}")
     print(f"sampling 10,000 names: {sampling_s:.3f} s (target < {TARGETS['sampling_s']} s)")
@@ -371,13 +568,17 @@ def main(argv=None) -> int:
     failed = []
     if vs_orig > TARGETS['vs_original']: failed.append('mlp_names / original loop')
     if vs_nn > TARGETS['vs_torch_nn']: failed.append('mlp_names / torch.nn')
+    if vs_nn > DEEPER_TARGETS['original/torch_nn']: failed.append(f"mlp_names / torch.nn above {DEEPER_TARGETS['original/torch_nn']}")
     if not sampling_s < TARGETS['sampling_s']: failed.append('sampling time')
     if not constrained_s < TARGETS['constrained_sampling_s']: failed.append('constrained sampling time')
     if not scoring_s < TARGETS['scoring_s']: failed.append('scoring time')
-    if plain_diff is not None and not plain_diff < TARGETS['plain_val_diff']: failed.append('fused vs plain val')
+    if plain_diff is not None and not plain_diff < TARGETS['plain_val_diff']: failed.append('by hand vs autograd val')
+
+    deeper = None if args.no_deeper else deeper_section(args, data_path)
+    if deeper: failed += deeper['failed']
 
     if args.json:
-        report = {'machine': {'cpu': cpu_name(), 'cores': os.cpu_count(), 'torch': first['torch'],
+        report = {'deeper': deeper, 'machine': {'cpu': cpu_name(), 'cores': os.cpu_count(), 'torch': first['torch'],
                               'python': platform.python_version(), 'platform': platform.platform()},
                   'settings': {'steps': args.steps, 'repeats': args.repeats, 'threads': args.threads,
                                'data': data_path, 'with_plain': args.with_plain},

@@ -44,9 +44,9 @@ def forward_for_backward(self: BatchNorm1d, x: torch.Tensor) -> torch.Tensor:
     var = (xc * xc).sum(0).div_(n - 1)              # unbiased, as the original
     self._s = (var + self.eps).rsqrt_()
     self._xhat = xc.mul_(self._s)
-    with torch.no_grad():
-        self.running_mean.mul_(1 - self.momentum).add_(self.momentum * mean)
-        self.running_var.mul_(1 - self.momentum).add_(self.momentum * var)
+    with torch.no_grad():                            # r ← (1 - momentum)·r + momentum·batch, as `__call__`
+        self.running_mean.lerp_(mean.to(self.running_mean.dtype), self.momentum)  # `to`: nothing, unless checked in float64
+        self.running_var.lerp_(var.to(self.running_var.dtype), self.momentum)
     return torch.addcmul(self.beta, self.gamma, self._xhat)
 
 @patch

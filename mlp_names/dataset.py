@@ -77,23 +77,3 @@ def build_dataset(words: list[str], vocab: Vocab, block_size: int = 3) -> tuple[
             X.append(context); Y.append(ix)
             context = context[1:] + [ix]               # slide: drop the oldest character, append the newest
     return torch.tensor(X, dtype=torch.int64).reshape(-1, block_size), torch.tensor(Y, dtype=torch.int64)
-
-# %% ../nbs/01_dataset.ipynb 22
-def build_dataset(words: list[str], vocab: Vocab, block_size: int = 3) -> tuple[torch.Tensor, torch.Tensor]:
-    "Contexts `X` (n, block_size) and next-character targets `Y` (n,) for every position of every word."
-    if isinstance(block_size, bool) or not isinstance(block_size, int) or block_size < 1:
-        raise UserError(f"block_size must be a positive integer, got {block_size!r}")
-    if any('\n' in w for w in words): raise UserError("a word contains a line break; give one word per entry")
-    codes = torch.frombuffer(bytearray(('\n'.join(words) + '\n').encode('utf-32-le')), dtype=torch.int32).long()
-    table = torch.full((max(int(codes.max()), *map(ord, vocab.itos)) + 1,), -1)
-    table[[ord(c) for c in vocab.itos]] = torch.arange(len(vocab))
-    table[ord('\n')] = vocab.stoi[BOUNDARY]            # each word ends with the end token
-    Y = table[codes]
-    if (Y < 0).any():                                  # let `encode` name the unknown character and its word
-        is_end = codes == ord('\n')
-        vocab.encode(words[int(is_end.cumsum(0)[int((Y < 0).nonzero()[0])])])
-    word = torch.cumsum(Y == 0, 0) - (Y == 0).long()   # which word each target belongs to
-    pos = torch.arange(len(Y)) + (word + 1) * block_size  # where it lands once each word has its padding
-    stream = torch.zeros(len(Y) + len(words) * block_size, dtype=torch.int64)
-    stream[pos] = Y
-    return stream.unfold(0, block_size, 1)[pos - block_size], Y

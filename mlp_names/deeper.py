@@ -51,10 +51,14 @@ class Dropout(Layer):
     def __init__(self, p: float, generator: torch.Generator | None = None):
         if not 0 <= p < 1: raise UserError(f'Dropout p must be in [0, 1), got {p!r}')
         self.p, self.generator = p, generator
+        self.below = round((1 - p) * 2**16) - 2**15  # a number is kept if its 16 random bits, signed, fall below this
 
     def mask(self, x: torch.Tensor) -> torch.Tensor:
-        "1/(1-p) where a number is kept, 0 where it is dropped."
-        return torch.empty_like(x).bernoulli_(1 - self.p, generator=self.generator).div_(1 - self.p)
+        "1/(1-p) where a number is kept, 0 where it is dropped; 16 random bits decide each number."
+        n = x.numel()
+        bits = torch.randint(-2**63, 2**63 - 1, ((n + 3) // 4,), generator=self.generator, dtype=torch.int64)
+        keep = bits.view(torch.int16)[:n].view(x.shape) < self.below   # four numbers' bits from each draw
+        return keep.view(torch.uint8).to(x.dtype).mul_(1 / (1 - self.p))
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
         self.out = x * self.mask(x) if self.training and self.p > 0 else x

@@ -14,8 +14,8 @@ from .vocab import BOUNDARY, UserError, Vocab, shown_letters
 from .files import build_dataset_fast
 from .files import atomic_write_bytes
 from .layers import BatchNorm1d, Embedding, Flatten, Layer, LeakyRelu, Linear, Sequential
-from .train import Run, TrainConfig
-from .deeper import Dropout, FlattenConsecutive
+from .train import Run
+from .deeper import DeeperConfig, Dropout, FlattenConsecutive
 
 # %% auto 0
 __all__ = ['CHUNK', 'MAX_LEN', 'CELLS', 'SAMPLING_LIMITS', 'EXPORT_FORMAT', 'EXPORT_VERSION', 'fold_batchnorm', 'inference_net',
@@ -103,7 +103,8 @@ def sampling_problem(name: str, value) -> str | None:
     lo, hi = SAMPLING_LIMITS[name]
     kinds = (int, float) if name == 'temperature' else int
     if isinstance(value, bool) or not isinstance(value, kinds) or not (lo <= value <= hi):  # a NaN fails lo <= value
-        return f"must be {'a number' if name == 'temperature' else 'a whole number'} from {_shown(lo)} to {_shown(hi)}, got {value!r}"
+        got = f'{value:,}' if isinstance(value, int) and not isinstance(value, bool) else repr(value)
+        return f"must be {'a number' if name == 'temperature' else 'a whole number'} from {_shown(lo)} to {_shown(hi)}, got {got}"
 
 def _check_sampling(n, seed, temperature, max_len, min_len=0, top_k=None) -> None:
     given = {'n': n, 'seed': seed, 'temperature': temperature, 'max_len': max_len, 'min_len': min_len, 'top_k': top_k}
@@ -325,6 +326,6 @@ def read_export(path) -> dict:
     try:
         model = Sequential([_layer_from_json(l) for l in d['layers']]).eval()
         return {'model': model, 'vocab': Vocab(d['vocab']), 'block_size': d['block_size'],
-                'config': TrainConfig.from_dict(d['config']), 'known': d['known']}
+                'config': DeeperConfig.from_dict(d['config']), 'known': d['known']}
     except (KeyError, TypeError, ValueError, RuntimeError, binascii.Error) as e:
         raise UserError(f'{path}: damaged exported model ({type(e).__name__}: {e})') from None

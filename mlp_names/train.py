@@ -16,7 +16,8 @@ from .backward import AutogradStep, ManualStep
 
 # %% auto 0
 __all__ = ['setting', 'setting_problem', 'TrainConfig', 'scale_as_original', 'build_model', 'evaluate', 'Run', 'new_run',
-           'make_step', 'Callback', 'fit', 'update_ratios', 'step_ratios', 'RecordUpdateRatios', 'train']
+           'make_step', 'Callback', 'fit', 'segment_stds', 'flat_ratios', 'update_ratios', 'step_ratios',
+           'RecordUpdateRatios', 'train']
 
 # %% ../nbs/04_train.ipynb 5
 def setting(default, help: str, lo=None, hi=None, above: bool = False):
@@ -160,7 +161,22 @@ def fit(run: Run, X: torch.Tensor, Y: torch.Tensor, until: int, callbacks=()) ->
         for cb in callbacks: cb.after_fit(run)
     return run
 
-# %% ../nbs/04_train.ipynb 25
+# %% ../nbs/04_train.ipynb 26
+@torch.no_grad()
+def segment_stds(flat: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+    "The standard deviation (unbiased, as `Tensor.std`) of each consecutive segment of `flat`, of the given `lengths`."
+    x, n = flat.double(), lengths.double()             # float64: the sum of squares below cancels digits
+    s1, s2 = torch.segment_reduce(x, 'sum', lengths=lengths), torch.segment_reduce(x * x, 'sum', lengths=lengths)
+    return ((s2 - s1 * s1 / n) / (n - 1)).clamp_(min=0).sqrt_()
+
+def flat_ratios(optimizer, before: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    "`update_ratios` and `step_ratios` of an optimizer whose parameters are views of one flat buffer, a few calls in all."
+    lengths = torch.tensor([p.numel() for p in optimizer.params])  # the parameters, in the buffer's order
+    data = segment_stds(optimizer.flat, lengths)
+    ud = (segment_stds(optimizer.flat_grad, lengths) / data * optimizer.lr).log10_().float()
+    return ud, (segment_stds(optimizer.flat - before, lengths) / data).log10_().float()
+
+# %% ../nbs/04_train.ipynb 27
 @torch.no_grad()
 def update_ratios(params: list[torch.Tensor], lr: float) -> torch.Tensor:
     "log10(lr * std(grad) / std(data)) of every parameter tensor: the original's ratio."
@@ -173,14 +189,17 @@ def step_ratios(before: list[torch.Tensor], params: list[torch.Tensor]) -> torch
 
 class RecordUpdateRatios(Callback):
     "Every `config.ud_every` steps, both ratios of every parameter: `history['ud']` and `history['step_ud']`."
-    def keep(self, run):  # the weights before a step that is recorded
-        self.before = [p.detach().clone() for p in run.model.parameters()] if run.step % run.config.ud_every == 0 else None
+    def keep(self, run):  # the weights before a step that is recorded: one flat copy where the optimizer has them so
+        flat = getattr(run.optimizer, 'flat', None)
+        if run.step % run.config.ud_every: self.before = None
+        else: self.before = flat.clone() if flat is not None else [p.detach().clone() for p in run.model.parameters()]
     def before_fit(self, run): self.keep(run)
     def after_step(self, run, loss):
-        if self.before is not None:
+        if isinstance(self.before, torch.Tensor): ud, step_ud = flat_ratios(run.optimizer, self.before)
+        elif self.before is not None:
             params = run.model.parameters()
-            run.history['ud'].append(update_ratios(params, run.optimizer.lr))
-            run.history['step_ud'].append(step_ratios(self.before, params))
+            ud, step_ud = update_ratios(params, run.optimizer.lr), step_ratios(self.before, params)
+        if self.before is not None: run.history['ud'].append(ud); run.history['step_ud'].append(step_ud)
         self.keep(run)
 
 def train(config: TrainConfig, words: list[str], callbacks=()) -> Run:

@@ -31,7 +31,7 @@ def test_pip_install_into_fresh_venv(tmp_path):
     code = ('import mlp_names; from mlp_names.layers import Linear, BatchNorm1d, LeakyRelu, Embedding, Flatten, '
             'Sequential; from mlp_names.adam import Adam; from mlp_names.vocab import Vocab; '
             'from mlp_names.dataset import split_words, build_dataset; from mlp_names.files import load_words; '
-            'from mlp_names.backward import FastStep, FlatAdam; from mlp_names.runs import start_run, load_run; '
+            'from mlp_names.backward import ManualStep, FlatAdam; from mlp_names.runs import start_run, load_run; '
             'from mlp_names.sampling import sample; '
             'import mlp_names.train, mlp_names.diagnostics, mlp_names.cli; print(mlp_names.__file__)')
     env = {k: v for k, v in os.environ.items() if k != 'PYTHONPATH'}

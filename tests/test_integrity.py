@@ -2,7 +2,7 @@
 
 Cases 1-10 as a user meets them (`mlp-names` on bad files and bad input): each is refused in one line on stderr, with
 a non-zero exit status, no traceback and no file changed, or simply works. Then a seeded fault injection over every
-part of run.pt and run.json, and runs made to diverge. The chapters that own the code (01, 01a, 04a, 06, 07) check the
+part of run.pt and run.json, and runs made to diverge. The chapters that own the code (01, 01a, 05b, 06, 07) check the
 same behaviour where they explain it."""
 import errno, io, json, os, random, shutil, subprocess, sys, zipfile
 from pathlib import Path
@@ -187,7 +187,7 @@ def test_non_regular_data_refused(cli, work, tmp_path):
 # 8. --max-len out of range is an argparse refusal; a long --max-len with many names works in bounded batches.
 def test_max_len_bounded(cli, work):
     for value in ('1000000000000', '9223372036854775807', '0', '100001'):
-        refused(cli('sample', '--run', 'base', '-n', 1, '--max-len', value, cwd=work), 2, 'argument --max-len: must be from 1 to 100,000')
+        refused(cli('sample', '--run', 'base', '-n', 1, '--max-len', value, cwd=work), 2, 'argument --max-len: must be a whole number from 1 to 100,000')
     r = cli('sample', '--run', 'base', '-n', 3000, '--max-len', 100000, cwd=work)
     assert r.returncode == 0 and len(r.stdout.splitlines()) == 3000, r.stderr
     import mlp_names.sampling as sampling
@@ -196,7 +196,7 @@ def test_max_len_bounded(cli, work):
         sizes = []
         def draw(net, vocab, bs, m, *args): sizes.append(m); return real(net, vocab, bs, m, *args)
         sampling._draw = draw
-        try: sampling.sample(run.model, run.vocab, 3, n=5000, **kw)
+        try: sampling.sample(sampling.Sampler(run.model, run.vocab, 3), n=5000, **kw)
         finally: sampling._draw = real
         return sizes
     assert max(batch_sizes(max_len=10_000)) * 10_001 <= sampling.CELLS  # long names: batches of about a million letters

@@ -1,7 +1,7 @@
 """Issue 10, cases 1-19, as a user meets them: `mlp-names` run as a command on bad input, big settings, interrupts and
 concurrent jobs. Each refusal is one line on stderr that names the problem and the fix, a non-zero exit status, no
 traceback and no file changed; legitimate input just works. Cases tested where they teach something live in the
-notebooks (01_dataset, 01a_files, 04_train, 04a_runs, 06_sampling, 07_cli); each test here names its case."""
+notebooks (01_dataset, 01a_files, 04_train, 05b_runs, 06_sampling, 07_cli); each test here names its case."""
 import json, os, re, shutil, signal, stat, subprocess, sys, time
 from pathlib import Path
 
@@ -181,13 +181,13 @@ def test_bom_is_not_a_character(cli, work):
 
 # 14. Bad sampling and training arguments: refused by flag name (argparse: status 2), nothing run.
 @pytest.mark.parametrize('args, needle', [
-    (('sample', '--run', 'base', '--temperature', '1e-39'), 'argument --temperature: must be from 0.001 to 1000'),
-    (('sample', '--run', 'base', '--temperature', 'nan'), 'argument --temperature: must be from 0.001 to 1000'),
-    (('sample', '--run', 'base', '--seed', '99999999999999999999999'), 'argument --seed: must be from 0 to 2**63-1'),
+    (('sample', '--run', 'base', '--temperature', '1e-39'), 'argument --temperature: must be a number from 0.001 to 1000'),
+    (('sample', '--run', 'base', '--temperature', 'nan'), 'argument --temperature: must be a number from 0.001 to 1000'),
+    (('sample', '--run', 'base', '--seed', '99999999999999999999999'), 'argument --seed: must be a whole number from 0 to 2**63-1'),
     (('sample', '--run', 'base', '--seed', '1.5'), "argument --seed: expected a whole number, got '1.5'"),
-    (('sample', '--run', 'base', '-n', '-3'), 'argument -n: must be from 0 to 2**63-1'),
+    (('sample', '--run', 'base', '-n', '-3'), 'argument -n: must be a whole number from 0 to 2**63-1'),
     (('train', '--run', 'x', '--seed', '99999999999999999999999'), 'argument --init-seed/--seed: must be at least 0'),
-    (('train', '--run', 'x', '--fused', 'no'), 'unrecognized arguments: no'),
+    (('train', '--run', 'x', '--autograd', 'no'), 'unrecognized arguments: no'),
     (('train', '--run', 'x', '--steps', '1000000000000'), 'argument --max-steps/--steps: must be at least 0 and at most'),
     (('train', '--run', 'x', '--n-hidden', '100000'), 'argument --n-hidden: must be at least 1 and at most 4096'),
     (('train', '--run', 'x', '--batch-size', '1000000000'), 'argument --batch-size: must be at least 2 and at most'),
@@ -203,14 +203,14 @@ def test_bad_arguments(cli, work, args, needle):
 def test_bad_arguments_api(work):
     import torch
     from mlp_names.runs import load_run, state_sha256
-    from mlp_names.sampling import sample
+    from mlp_names.sampling import Sampler, sample
     from mlp_names.train import TrainConfig
     run = load_run(work / 'base')
     for kw, needle in [({'temperature': 1e-300}, 'temperature must be'), ({'seed': 1.5}, 'seed must be'),
                        ({'max_len': -3}, 'max_len must be'), ({'n': -1}, 'n must be')]:
-        with pytest.raises(ValueError, match=re.escape(needle)): sample(run.model, run.vocab, 3, **kw)
-    assert len(sample(run.model, run.vocab, 3, n=5, temperature=1e-3)) == 5  # tiny but allowed: no inf/nan crash
-    for kw in ({'fused': 'no'}, {'init_seed': 2**70}, {'max_steps': 10**12}):
+        with pytest.raises(ValueError, match=re.escape(needle)): sample(Sampler(run.model, run.vocab, 3), **kw)
+    assert len(sample(Sampler(run.model, run.vocab, 3), n=5, temperature=1e-3)) == 5  # tiny but allowed: no inf/nan crash
+    for kw in ({'autograd': 'no'}, {'init_seed': 2**70}, {'max_steps': 10**12}):
         with pytest.raises(ValueError, match='TrainConfig'): TrainConfig(**kw)
     state = torch.load(work / 'base' / 'run.pt', weights_only=True)
     (work / 'neg').mkdir()

@@ -10,7 +10,7 @@ import torch
 import torch.nn.functional as F
 
 from mlp_names.layers import Embedding, Flatten, Linear, Sequential
-from mlp_names.sampling import CHUNK, iter_samples, next_char_probs, sample, score
+from mlp_names.sampling import CHUNK, Sampler, iter_samples, next_char_probs, sample, score
 from mlp_names.train import TrainConfig, build_model
 from mlp_names.vocab import Vocab
 
@@ -47,7 +47,7 @@ def test_score_matches_a_direct_loop(block_size):
     model = model_with(block_size)
     names = ['a', 'emma', 'zyxwvutsrq', '', 'abcdefghijkl']
     reference = ['anna', 'bob', 'kate', 'zz', 'mmmmmm', 'li']
-    recs = score(model, VOCAB, block_size, names, reference=reference)
+    recs = score(Sampler(model, VOCAB, block_size), names, reference=reference)
     ref_pc = [direct_nats(model, block_size, w) / (len(w) + 1) for w in reference]
     for r, name in zip(recs, names):
         assert r['name'] == name
@@ -59,17 +59,17 @@ def test_score_matches_a_direct_loop(block_size):
 
 def test_score_edge_cases():
     model = model_with(3)
-    assert score(model, VOCAB, 3, []) == []
-    assert score(model, VOCAB, 3, ['ab'])[0]['percentile'] is None  # no reference, no percentile
+    assert score(Sampler(model, VOCAB, 3), []) == []
+    assert score(Sampler(model, VOCAB, 3), ['ab'])[0]['percentile'] is None  # no reference, no percentile
     for bad, char in [('ab1', "'1'"), ('a b', "' '"), ('a.b', "'.'")]:
-        with pytest.raises(ValueError, match=f"name '{bad}' has {char}"): score(model, VOCAB, 3, [bad])
+        with pytest.raises(ValueError, match=f"name '{bad}' has {char}"): score(Sampler(model, VOCAB, 3), [bad])
 
 
 @pytest.mark.parametrize('block_size', [1, 3, 8])
 def test_prefix_longer_than_the_context_conditions_on_its_last_letters(block_size):
     model = model_with(block_size, seed=1)
     prefix = 'abcdefghij'
-    names = sample(model, VOCAB, block_size, n=3000, seed=0, prefix=prefix, min_len=11, max_len=11)
+    names = sample(Sampler(model, VOCAB, block_size), n=3000, seed=0, prefix=prefix, min_len=11, max_len=11)
     assert all(nm.startswith(prefix) and len(nm) == 11 for nm in names)
     ctx = ([0] * block_size + VOCAB.encode(prefix))[-block_size:]
     with torch.no_grad(): p = next_char_probs(model.eval()(torch.tensor([ctx])), can_end=False)[0]
@@ -81,11 +81,11 @@ def test_prefix_longer_than_the_context_conditions_on_its_last_letters(block_siz
 
 def test_length_edges():
     model = model_with(3)
-    assert sample(model, VOCAB, 3, n=5, prefix='abc', max_len=3) == ['abc'] * 5   # at max_len only the end is allowed
-    assert all(len(nm) == 4 for nm in sample(model, VOCAB, 3, n=200, min_len=4, max_len=4))
-    assert sample(model, VOCAB, 3, n=0) == []
-    assert '' in sample(model, VOCAB, 3, n=2000, min_len=0, max_len=1)          # untrained: the end is often drawn
-    assert '' not in sample(model, VOCAB, 3, n=2000, max_len=1)
+    assert sample(Sampler(model, VOCAB, 3), n=5, prefix='abc', max_len=3) == ['abc'] * 5   # at max_len only the end is allowed
+    assert all(len(nm) == 4 for nm in sample(Sampler(model, VOCAB, 3), n=200, min_len=4, max_len=4))
+    assert sample(Sampler(model, VOCAB, 3), n=0) == []
+    assert '' in sample(Sampler(model, VOCAB, 3), n=2000, min_len=0, max_len=1)          # untrained: the end is often drawn
+    assert '' not in sample(Sampler(model, VOCAB, 3), n=2000, max_len=1)
 
 
 def test_top_k_never_leaves_the_k_most_likely_on_a_known_model():
@@ -96,27 +96,27 @@ def test_top_k_never_leaves_the_k_most_likely_on_a_known_model():
     toy = Sequential([Embedding(V, 1, generator=torch.Generator()), Flatten(), lin])
     for k in (1, 2, 5):
         allowed = set(logits.topk(k).indices.tolist())
-        for nm in sample(toy, VOCAB, 2, n=300, seed=k, top_k=k, min_len=0, max_len=6):
+        for nm in sample(Sampler(toy, VOCAB, 2), n=300, seed=k, top_k=k, min_len=0, max_len=6):
             assert {VOCAB.stoi[c] for c in nm} <= allowed, (k, nm)
 
 
 def test_exclude_unique_stream_lazily_and_give_up_with_a_count():
     model = model_with(3)
-    it = iter_samples(model, VOCAB, 3, n=10**9, seed=0, max_len=3, unique=True, max_tries=50_000)
+    it = iter_samples(Sampler(model, VOCAB, 3), n=10**9, seed=0, max_len=3, unique=True, max_tries=50_000)
     first = [next(it) for _ in range(100)]                     # a huge request still starts at once
     assert len(set(first)) == 100
     with pytest.raises(ValueError, match=r'found only \d[\d,]* of the 1,000 names asked for in 5 tries'):
-        sample(model, VOCAB, 3, n=1000, max_len=3, unique=True, max_tries=5)
+        sample(Sampler(model, VOCAB, 3), n=1000, max_len=3, unique=True, max_tries=5)
     with pytest.raises(ValueError, match='max_tries must be a whole number'):
-        iter_samples(model, VOCAB, 3, max_tries=-1)
-    excluded = set(sample(model, VOCAB, 3, n=500, seed=1, max_len=2))
-    assert not excluded & set(sample(model, VOCAB, 3, n=500, seed=1, max_len=2, exclude=excluded))
+        iter_samples(Sampler(model, VOCAB, 3), max_tries=-1)
+    excluded = set(sample(Sampler(model, VOCAB, 3), n=500, seed=1, max_len=2))
+    assert not excluded & set(sample(Sampler(model, VOCAB, 3), n=500, seed=1, max_len=2, exclude=excluded))
 
 
 def test_chunks_stay_bounded_in_memory():
     "Sampling 5 chunks takes about the memory of one (names are yielded, not collected)."
     model = model_with(3)
-    it = iter_samples(model, VOCAB, 3, n=5 * CHUNK, seed=0, max_len=12)
+    it = iter_samples(Sampler(model, VOCAB, 3), n=5 * CHUNK, seed=0, max_len=12)
     tracemalloc.start()
     for _ in it: pass
     _, peak = tracemalloc.get_traced_memory()
@@ -127,6 +127,6 @@ def test_chunks_stay_bounded_in_memory():
 def test_sampling_does_not_change_the_model():
     model = model_with(3)
     before = {k: v.clone() for k, v in model.state_dict().items()}
-    sample(model, VOCAB, 3, n=100, prefix='ab', top_k=3)
-    score(model, VOCAB, 3, ['abc'], reference=['abd', 'x'])
+    sample(Sampler(model, VOCAB, 3), n=100, prefix='ab', top_k=3)
+    score(Sampler(model, VOCAB, 3), ['abc'], reference=['abd', 'x'])
     assert all(torch.equal(before[k], v) for k, v in model.state_dict().items()) and model.training

@@ -72,3 +72,15 @@ def test_readme_is_short_and_links_contributing_and_guide():
     assert words <= 1300, f'README.md has {words} words: move the details to nbs/guide.md or CONTRIBUTING.md'
     assert '](CONTRIBUTING.md)' in readme and (ROOT / 'CONTRIBUTING.md').is_file()
     assert '](nbs/guide.md)' in readme and (ROOT / 'nbs' / 'guide.md').is_file()
+
+
+def test_export_cells_are_short():
+    "Every exported cell is at most 40 lines, so that each piece of the library is read (and checked) on its own."
+    import json
+    long = []
+    for path in sorted((ROOT / 'nbs').glob('*.ipynb')):
+        for i, cell in enumerate(json.loads(path.read_text(encoding='utf-8'))['cells']):
+            src = ''.join(cell['source'])
+            if cell['cell_type'] == 'code' and src.startswith('#| export') and len(src.splitlines()) > 40:
+                long.append(f'{path.name} cell {i}: {len(src.splitlines())} lines')
+    assert not long, 'export cells over 40 lines: ' + ', '.join(long)
