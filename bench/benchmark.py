@@ -247,7 +247,7 @@ def mlp_names_run(steps: int, threads: int, data_path: str, autograd: bool, do_s
 
 
 # ---------------------------------------------------------------------------------------------
-# (5) The deeper model: chapter 05a's `best` preset (288,689 parameters) at --deeper-threads threads, our step
+# (5) The deeper model: chapter 05a's `dropout` preset (288,689 parameters, `best` until a bigger one) at --deeper-threads threads, our step
 # (by hand and through autograd) against its torch.nn twin (eager, bfloat16 autocast, torch.compile) and the
 # floor of its 12 matrix products. Every variant trains the same tree from the same data, WARMUP steps untimed.
 # ---------------------------------------------------------------------------------------------
@@ -259,7 +259,7 @@ WARMUP = 50
 
 def best_config(steps: int, threads: int, **kw):
     from mlp_names.deeper import preset
-    return preset('best', max_steps=WARMUP + steps, threads=threads, **kw)
+    return preset('dropout', max_steps=WARMUP + steps, threads=threads, **kw)  # the 288,689-parameter tree
 
 
 def deeper_data(data_path: str, block_size: int):
@@ -452,7 +452,7 @@ def deeper_section(args, data_path: str) -> dict:
                   file=sys.stderr, flush=True)
     ms = {v: statistics.median(x['ms_per_step'] for x in rs) for v, rs in runs.items()}
     nn = ms['best_nn']
-    print(f"\nthe deeper model: chapter 05a's `best` preset (288,689 parameters, batch 256), {args.deeper_threads} threads, "
+    print(f"\nthe deeper model: chapter 05a's `dropout` preset (288,689 parameters, batch 256), {args.deeper_threads} threads, "
           f"{args.deeper_steps} steps after {WARMUP} untimed, median of {args.repeats}")
     print('| variant | ms/step | vs torch.nn eager |\n|---|--:|--:|')
     for v in variants:

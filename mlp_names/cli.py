@@ -63,7 +63,7 @@ def _train_parser(sub, fmt) -> None:
     p.add_argument('--force', action='store_true', help='replace a run that already exists in --run')
     p.add_argument('--quiet', action='store_true', help='no progress output')
     p.add_argument('--preset', choices=list(PRESETS), help="start from a preset's settings (chapter 05a): original is the "
-                   "default run; tree, wide and best are deeper models; flags given beside it override its values")
+                   "default run; tree, wide, dropout and best are deeper models; flags given beside it override its values")
     add_config_flags(p)
 
 def _sample_parser(sub, fmt) -> None:

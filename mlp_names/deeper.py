@@ -162,8 +162,10 @@ PRESETS = {
                  lr=2e-3, warmup=1000, cosine=True, weight_decay=0.01),
     'wide': dict(block_size=8, merge=2, n_layers=3, n_embd=32, n_hidden=256, batch_size=256, max_steps=30000,
                  lr=2e-3, warmup=1000, cosine=True, weight_decay=0.1),
-    'best': dict(block_size=8, merge=2, n_layers=3, n_embd=32, n_hidden=256, batch_size=256, max_steps=30000,
-                 lr=2e-3, warmup=1000, cosine=True, weight_decay=0.1, dropout=0.2),
+    'dropout': dict(block_size=8, merge=2, n_layers=3, n_embd=32, n_hidden=256, batch_size=256, max_steps=30000,
+                    lr=2e-3, warmup=1000, cosine=True, weight_decay=0.1, dropout=0.2),
+    'best': dict(block_size=8, merge=2, n_layers=3, n_embd=48, n_hidden=384, batch_size=256, max_steps=30000,
+                 lr=2e-3, warmup=1000, cosine=True, weight_decay=0.1, dropout=0.3),
 }
 
 def preset(name: str, **overrides) -> DeeperConfig:
