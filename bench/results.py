@@ -1,6 +1,6 @@
 """Full runs of every preset of chapter 05a, each trained in a fresh process, with its learning curves.
 
-Run from the repository root:  python bench/results.py [--presets original tree wide best] [--data PATH]
+Run from the repository root:  python bench/results.py [--presets original tree wide dropout best] [--data PATH]
                                 [--samples 10000] [--keep DIR] [--markdown PATH] [--json PATH]
 
 Each preset trains as `mlp-names train --preset NAME` does (the same settings, callbacks and checkpoints; the
@@ -90,13 +90,16 @@ def main():
         name, run_dir, data, curve_path = sys.argv[2:6]
         return child(name, run_dir, data or None, curve_path)
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument('--presets', nargs='+', default=['original', 'tree', 'wide', 'best'])
+    ap.add_argument('--presets', nargs='+', default=None, help='the presets to run (default: every preset of chapter 05a)')
     ap.add_argument('--data', help='word file (default: names.txt)')
     ap.add_argument('--samples', type=int, default=10000)
     ap.add_argument('--keep', help='train the runs into this directory and keep them (default: a temporary one)')
     ap.add_argument('--markdown', help='also write the table to this file')
     ap.add_argument('--json', help='also write the rows as JSON to this file')
     args = ap.parse_args()
+    if args.presets is None:
+        from mlp_names.deeper import PRESETS
+        args.presets = list(PRESETS)
     with tempfile.TemporaryDirectory() as tmp:
         base = Path(args.keep or tmp)
         base.mkdir(parents=True, exist_ok=True)

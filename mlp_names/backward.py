@@ -39,14 +39,15 @@ def backward(self: Linear, dout: torch.Tensor) -> torch.Tensor:
 def forward_for_backward(self: BatchNorm1d, x: torch.Tensor) -> torch.Tensor:
     "Training-mode output (batch statistics, running averages updated), keeping x̂ and s for `backward`."
     n = x.shape[0]
-    mean = x.mean(0)
+    mean = x.sum(0).div_(n)                          # x.mean(0): the same numbers, in one call less
     xc = x - mean
     var = (xc * xc).sum(0).div_(n - 1)              # unbiased, as the original
     self._s = (var + self.eps).rsqrt_()
     self._xhat = xc.mul_(self._s)
     with torch.no_grad():                            # r ← (1 - momentum)·r + momentum·batch, as `__call__`
-        self.running_mean.lerp_(mean.to(self.running_mean.dtype), self.momentum)  # `to`: nothing, unless checked in float64
-        self.running_var.lerp_(var.to(self.running_var.dtype), self.momentum)
+        if mean.dtype != self.running_mean.dtype: mean, var = mean.to(self.running_mean.dtype), var.to(self.running_var.dtype)
+        self.running_mean.lerp_(mean, self.momentum)  # (the `to` above: only when checked in float64)
+        self.running_var.lerp_(var, self.momentum)
     return torch.addcmul(self.beta, self.gamma, self._xhat)
 
 @patch

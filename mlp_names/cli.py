@@ -12,6 +12,7 @@ import mlp_names
 from .files import load_words
 from .dataset import split_words
 from .train import setting_problem
+from .fused import check_bf16
 from .deeper import PRESETS, DeeperConfig, preset
 from .runs import continue_run, load_run, run_words, start_run
 from .sampling import Sampler, _check_letters, iter_samples, sample, sample_quality, sampling_problem, score, write_export
@@ -148,7 +149,7 @@ def cmd_train(args) -> None:
                                  + ', '.join('--' + k.replace('_', '-') for k in extra))
             run = continue_run(args.run, given.get('max_steps'), args.data, quiet=args.quiet)
         else:
-            try: config = preset(args.preset or 'original', **given)
+            try: config = preset(args.preset or 'original', **given); check_bf16(config.bf16)
             except UserError as e: raise UserError(_in_flags(str(e))) from None
             run = start_run(args.run, config, args.data, overwrite=args.force, quiet=args.quiet)
     except KeyboardInterrupt:

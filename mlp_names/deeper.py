@@ -12,6 +12,7 @@ from .vocab import UserError, Vocab
 from .layers import BatchNorm1d, Embedding, Layer, LeakyRelu, Linear, Sequential
 from .adam import Adam
 from .backward import AutogradStep, FlatAdam, ManualStep
+from .fused import FusedStep
 from .train import TrainConfig, make_step, scale_as_original, setting
 
 # %% auto 0
@@ -53,12 +54,20 @@ class Dropout(Layer):
         self.p, self.generator = p, generator
         self.below = round((1 - p) * 2**16) - 2**15  # a number is kept if its 16 random bits, signed, fall below this
 
-    def mask(self, x: torch.Tensor) -> torch.Tensor:
-        "1/(1-p) where a number is kept, 0 where it is dropped; 16 random bits decide each number."
-        n = x.numel()
+    @property
+    def scale(self) -> float: return 1 / (1 - self.p)  # what a number that is kept is multiplied by
+
+    def keep(self, shape: tuple, out: torch.Tensor | None = None) -> torch.Tensor | None:
+        "1 where a number is kept, 0 where it is dropped (into `out` if given; None if p is 0): 16 random bits each."
+        if self.p == 0: return None
+        n = math.prod(shape)
         bits = torch.randint(-2**63, 2**63 - 1, ((n + 3) // 4,), generator=self.generator, dtype=torch.int64)
-        keep = bits.view(torch.int16)[:n].view(x.shape) < self.below   # four numbers' bits from each draw
-        return keep.view(torch.uint8).to(x.dtype).mul_(1 / (1 - self.p))
+        return torch.lt(bits.view(torch.int16)[:n].view(shape), self.below,   # four numbers' bits from each draw
+                        out=out if out is not None else torch.empty(shape))
+
+    def mask(self, x: torch.Tensor) -> torch.Tensor:
+        "1/(1-p) where a number of `x` is kept, 0 where it is dropped."
+        return self.keep(x.shape, out=torch.empty_like(x)).mul_(self.scale)
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
         self.out = x * self.mask(x) if self.training and self.p > 0 else x
@@ -108,7 +117,7 @@ def build_tree(config: DeeperConfig, vocab: Vocab, generator: torch.Generator | 
 @patch
 def new_model(self: DeeperConfig, vocab: Vocab, generator: torch.Generator) -> Sequential: return build_tree(self, vocab, generator)
 
-# %% ../nbs/05a_deeper.ipynb 26
+# %% ../nbs/05a_deeper.ipynb 28
 class AdamW(Adam):
     "Adam with decoupled weight decay: each step first shrinks every weight matrix by lr·weight_decay."
     def __init__(self, params, lr: float = 1e-3, weight_decay: float = 0.01, **kwargs):
@@ -137,17 +146,17 @@ class FlatAdamW(FlatAdam):
 
     def state_dict(self) -> dict: return {**super().state_dict(), 'weight_decay': self.weight_decay}
 
-# %% ../nbs/05a_deeper.ipynb 28
+# %% ../nbs/05a_deeper.ipynb 30
 def deeper_step(config: DeeperConfig, model: Sequential) -> ManualStep | AutogradStep:
-    "The training step of `config`: chapter 04's, or with weight decay `FlatAdamW` by hand (`AdamW` with autograd)."
+    "The training step of `config`: chapter 04's, or with weight decay `FlatAdamW` by hand, fused (`AdamW` with autograd)."
     if not config.weight_decay: return make_step(config, model)
     if config.autograd: return AutogradStep(model, optimizer=AdamW(model.parameters(), config.lr, config.weight_decay))
-    return ManualStep(model, optimizer=FlatAdamW(model.parameters(), config.lr, config.weight_decay))
+    return FusedStep(model, optimizer=FlatAdamW(model.parameters(), config.lr, config.weight_decay))
 
 @patch
 def new_step(self: DeeperConfig, model: Sequential) -> ManualStep | AutogradStep: return deeper_step(self, model)
 
-# %% ../nbs/05a_deeper.ipynb 31
+# %% ../nbs/05a_deeper.ipynb 33
 @patch
 def lr_at(self: DeeperConfig, step: int) -> float:
     "The learning rate of step `step` (0-based): a linear warm-up, then constant or a cosine down to 0."
@@ -155,7 +164,7 @@ def lr_at(self: DeeperConfig, step: int) -> float:
     if not self.cosine: return self.lr
     return self.lr * 0.5 * (1 + math.cos(math.pi * (step - self.warmup) / max(1, self.max_steps - self.warmup)))
 
-# %% ../nbs/05a_deeper.ipynb 38
+# %% ../nbs/05a_deeper.ipynb 40
 PRESETS = {
     'original': {},
     'tree': dict(block_size=8, merge=2, n_layers=3, n_embd=24, n_hidden=128, batch_size=128, max_steps=30000,

@@ -13,6 +13,7 @@ from .dataset import build_dataset, split_words
 from .files import build_dataset_fast
 from .layers import LEAKY_GAIN, BatchNorm1d, Embedding, Flatten, LeakyRelu, Linear, Sequential
 from .backward import AutogradStep, ManualStep
+from .fused import FusedStep, matmul_precision
 
 # %% auto 0
 __all__ = ['setting', 'setting_problem', 'TrainConfig', 'scale_as_original', 'build_model', 'evaluate', 'Run', 'new_run',
@@ -48,6 +49,7 @@ class TrainConfig:
     init_seed: int = setting(2147483647, 'seed of the weights, then of the minibatches', 0, 2**63 - 1)
     autograd: bool = setting(False, 'train through autograd instead of the backward pass by hand (chapter 03a)')
     threads: int = setting(1, 'CPU threads while training', 1, 256)
+    bf16: bool = setting(False, 'matrix products from bfloat16-rounded inputs, float32 sums, where the CPU has it (chapter 03b)')
     ud_every: int = setting(20, 'record update-to-data ratios every this many steps', 1, 10**9)
     checkpoint_every: int = setting(5000, 'save the run every this many steps (0: only at the end)', 0, 10**9)
 
@@ -132,8 +134,8 @@ def new_run(config: TrainConfig, words: list[str], data_path=None, data_sha256=N
     return Run(config, vocab, model, config.new_step(model), g, data_path=data_path, data_sha256=data_sha256)
 
 def make_step(config: TrainConfig, model: Sequential) -> ManualStep | AutogradStep:
-    "The original's training step with Adam: by hand (chapter 03a) or, with `config.autograd`, through autograd."
-    return (AutogradStep if config.autograd else ManualStep)(model, lr=config.lr)
+    "The original's training step with Adam: by hand, fused (chapters 03a, 03b), or with `config.autograd` through autograd."
+    return (AutogradStep if config.autograd else FusedStep)(model, lr=config.lr)
 
 # %% ../nbs/04_train.ipynb 23
 class Callback:
@@ -145,20 +147,21 @@ class Callback:
 def fit(run: Run, X: torch.Tensor, Y: torch.Tensor, until: int, callbacks=()) -> Run:
     "Train `run` on (X, Y) from its current step up to step `until`."
     if until < run.step: raise UserError(f"the run is at step {run.step} already; {until} steps would go back")
-    threads, _ = torch.get_num_threads(), torch.set_num_threads(run.config.threads)
-    run.model.train()
-    for cb in callbacks: cb.before_fit(run)
-    try:
-        while run.step < until:
-            ix = torch.randint(0, len(X), (run.config.batch_size,), generator=run.generator)
-            run.optimizer.lr = run.config.lr_at(run.step)
-            loss = run.step_fn(X[ix], Y[ix])
-            run.step += 1
-            run.history['loss'].append(math.log10(loss))
-            for cb in callbacks: cb.after_step(run, loss)
-    finally:
-        torch.set_num_threads(threads)
-        for cb in callbacks: cb.after_fit(run)
+    with matmul_precision(run.config.bf16):  # refuses bf16 where the CPU lacks it, before anything is done
+        threads, _ = torch.get_num_threads(), torch.set_num_threads(run.config.threads)
+        run.model.train()
+        for cb in callbacks: cb.before_fit(run)
+        try:
+            while run.step < until:
+                ix = torch.randint(0, len(X), (run.config.batch_size,), generator=run.generator)
+                run.optimizer.lr = run.config.lr_at(run.step)
+                loss = run.step_fn(X[ix], Y[ix])
+                run.step += 1
+                run.history['loss'].append(math.log10(loss))
+                for cb in callbacks: cb.after_step(run, loss)
+        finally:
+            torch.set_num_threads(threads)
+            for cb in callbacks: cb.after_fit(run)
     return run
 
 # %% ../nbs/04_train.ipynb 26
