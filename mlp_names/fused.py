@@ -109,10 +109,11 @@ def fuse_layers(layers: list) -> list:
     "The layers, each Linear → BatchNorm1d → LeakyRelu run (with a following layer that has `keep`) one `HiddenBlock`."
     units, i = [], 0
     while i < len(layers):
-        if all(isinstance(l, k) for l, k in zip(layers[i:i + 3], (Linear, BatchNorm1d, LeakyRelu))) and i + 3 <= len(layers):
+        run = layers[i:i + 3]
+        if len(run) == 3 and all(isinstance(l, k) for l, k in zip(run, (Linear, BatchNorm1d, LeakyRelu))):
             after = layers[i + 3] if i + 3 < len(layers) else None
             masker = after if hasattr(after, 'keep') and hasattr(after, 'scale') else None
-            units.append(HiddenBlock(*layers[i:i + 3], masker))
+            units.append(HiddenBlock(*run, masker))
             i += 3 + (masker is not None)
         else: units, i = units + [layers[i]], i + 1
     return units
