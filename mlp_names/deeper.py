@@ -33,10 +33,13 @@ class DeeperConfig(TrainConfig):
         super().__post_init__()
         if self.merge and self.block_size not in [self.merge**k for k in range(1, self.n_layers + 1)]: raise UserError(
             f'DeeperConfig.merge {self.merge} must be 0, or merge the block_size {self.block_size} characters in at most n_layers {self.n_layers} levels (block_size = merge**levels, e.g. 8 = 2**3)')
+        if 0 < self.dropout < 1 / 512: raise UserError(  # dropout's masks keep a multiple of 1/256 (section Dropout)
+            f'DeeperConfig.dropout {self.dropout!r} rounds to 0 in steps of 1/256: use 0, or at least 0.002')
 
 # %% ../nbs/05a_deeper.ipynb 8
 class FlattenConsecutive(Layer):
     "Concatenate every `n` consecutive positions: (B, T, C) or (rows, C) become rows of n·C numbers."
+    concatenates_positions = True  # rows of consecutive positions side by side: chapter 03b reads a product after the embedding from tables
     def __init__(self, n: int): self.n = n
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
         positions = x.shape[1] if x.dim() == 3 else x.shape[0]
@@ -48,25 +51,27 @@ class FlattenConsecutive(Layer):
 
 # %% ../nbs/05a_deeper.ipynb 14
 class Dropout(Layer):
-    "Zero each number with probability `p` while training and scale the rest by 1/(1-p); the identity in eval mode."
+    "Zero a share of about `p` of the numbers while training and scale the rest to keep the mean; the identity in eval mode."
     def __init__(self, p: float, generator: torch.Generator | None = None):
         if not 0 <= p < 1: raise UserError(f'Dropout p must be in [0, 1), got {p!r}')
         self.p, self.generator = p, generator
-        self.below = round((1 - p) * 2**16) - 2**15  # a number is kept if its 16 random bits, signed, fall below this
+        self.kept = round((1 - p) * 256)  # a number is kept if its 8 random bits, unsigned, fall below this
+        if p > 0 and not 0 < self.kept < 256: raise UserError(
+            f'Dropout p {p!r} rounds to {1 - self.kept / 256:g} in steps of 1/256: use 0, or a p between 1/512 and 1 - 1/512')
 
     @property
-    def scale(self) -> float: return 1 / (1 - self.p)  # what a number that is kept is multiplied by
+    def scale(self) -> float: return 256 / self.kept  # what a number that is kept is multiplied by: 1 / the share kept
 
     def keep(self, shape: tuple, out: torch.Tensor | None = None) -> torch.Tensor | None:
-        "1 where a number is kept, 0 where it is dropped (into `out` if given; None if p is 0): 16 random bits each."
+        "1 where a number is kept, 0 where it is dropped (into `out` if given; None if p is 0): 8 random bits each."
         if self.p == 0: return None
         n = math.prod(shape)
-        bits = torch.randint(-2**63, 2**63 - 1, ((n + 3) // 4,), generator=self.generator, dtype=torch.int64)
-        return torch.lt(bits.view(torch.int16)[:n].view(shape), self.below,   # four numbers' bits from each draw
+        bits = torch.randint(-2**63, 2**63 - 1, ((n + 7) // 8,), generator=self.generator, dtype=torch.int64)
+        return torch.lt(bits.view(torch.uint8)[:n].view(shape), self.kept,   # eight numbers' bits from each draw
                         out=out if out is not None else torch.empty(shape))
 
     def mask(self, x: torch.Tensor) -> torch.Tensor:
-        "1/(1-p) where a number of `x` is kept, 0 where it is dropped."
+        "The share kept's inverse where a number of `x` is kept, 0 where it is dropped."
         return self.keep(x.shape, out=torch.empty_like(x)).mul_(self.scale)
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:

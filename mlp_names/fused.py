@@ -9,12 +9,12 @@ import torch
 import torch.nn.functional as F
 from fastcore.basics import patch
 from .vocab import UserError
-from .layers import BatchNorm1d, LeakyRelu, Linear, Sequential
+from .layers import BatchNorm1d, Embedding, Flatten, LeakyRelu, Linear, Sequential
 from .backward import ManualStep, cross_entropy_with_grad, grad_of
 
 # %% auto 0
-__all__ = ['HALVES_FROM', 'FUSE_FROM', 'Buffers', 'column_sums', 'HiddenBlock', 'fuse_layers', 'FusedStep', 'bf16_supported',
-           'check_bf16', 'matmul_precision']
+__all__ = ['HALVES_FROM', 'FUSE_FROM', 'Buffers', 'column_sums', 'HiddenBlock', 'LookupBlock', 'fuse_layers', 'FusedStep',
+           'bf16_supported', 'check_bf16', 'matmul_precision']
 
 # %% ../nbs/03b_fused.ipynb 6
 class Buffers:
@@ -48,7 +48,7 @@ class HiddenBlock:
 
     def forward_for_backward(self, x: torch.Tensor) -> torch.Tensor:
         "The training-mode output, as the layers' `forward_for_backward` one after another give it."
-        shape = (x.shape[0], self.linear.weight.shape[1])
+        shape = (self._rows(x), self.linear.weight.shape[1])
         self._fused = shape[0] * shape[1] >= FUSE_FROM
         if self._fused: return self._forward(x, shape)
         for layer in self.layers: x = layer.forward_for_backward(x)
@@ -60,19 +60,33 @@ class HiddenBlock:
         for layer in reversed(self.layers): dout = layer.backward(dout)
         return dout
 
-    def __repr__(self) -> str: return f"HiddenBlock({', '.join(map(repr, self.layers))})"
+    def _rows(self, x: torch.Tensor) -> int: return x.shape[0]
+    def __repr__(self) -> str: return f"{type(self).__name__}({', '.join(map(repr, self.layers))})"
 
 # %% ../nbs/03b_fused.ipynb 16
 @patch
-def _forward(self: HiddenBlock, x: torch.Tensor, shape: tuple) -> torch.Tensor:
-    lin, bn, buf, n, dt = self.linear, self.norm, self.buf, shape[0], x.dtype
+def _product(self: HiddenBlock, x: torch.Tensor, shape: tuple) -> torch.Tensor:
+    "h - b = xW, into the block's buffer, keeping x for the backward pass (the bias only moves μ: see `_forward`)."
     self._x = x
-    h = (torch.addmm(lin.bias, x, lin.weight, out=buf('h', shape, dt)) if lin.bias is not None
-         else torch.mm(x, lin.weight, out=buf('h', shape, dt)))
+    return torch.mm(x, self.linear.weight, out=self.buf('h', shape, x.dtype))
+
+@patch
+def _product_backward(self: HiddenBlock, dh: torch.Tensor) -> torch.Tensor:
+    "δW = xᵀ·δh, δb = Σ δh = 0 exactly before a BatchNorm, and returns δx = δh·Wᵀ."
+    lin = self.linear
+    if lin.bias is not None: grad_of(lin.bias).zero_()
+    torch.mm(self._x.t(), dh, out=grad_of(lin.weight))
+    return torch.mm(dh, lin.weight.t(), out=self.buf('dx', self._x.shape, dh.dtype))
+
+@patch
+def _forward(self: HiddenBlock, x: torch.Tensor, shape: tuple) -> torch.Tensor:
+    bn, buf, n, dt = self.norm, self.buf, shape[0], self.linear.weight.dtype
+    h = self._product(x, shape)                                                  # xW: h without its bias
     mean = column_sums(h).mul_(1 / n)
     xc = h.sub_(mean)                                                            # h - μ, in h's buffer
     var = column_sums(torch.mul(xc, xc, out=buf('t', shape, dt))).mul_(1 / (n - 1))  # unbiased, as the original
     s = var.add(bn.eps).rsqrt_()
+    if self.linear.bias is not None: mean = mean + self.linear.bias               # μ of h itself, for the running mean
     if mean.dtype != bn.running_mean.dtype: mean, var = mean.to(bn.running_mean.dtype), var.to(bn.running_var.dtype)
     bn.running_mean.lerp_(mean, bn.momentum); bn.running_var.lerp_(var, bn.momentum)
     keep = self.masker.keep(shape, out=buf('f', shape, dt)) if self.masker is not None else None
@@ -91,7 +105,7 @@ def _forward(self: HiddenBlock, x: torch.Tensor, shape: tuple) -> torch.Tensor:
 # %% ../nbs/03b_fused.ipynb 17
 @patch
 def _backward(self: HiddenBlock, dout: torch.Tensor) -> torch.Tensor:
-    lin, bn, n = self.linear, self.norm, dout.shape[0]
+    bn, n = self.norm, dout.shape[0]
     xc, s, a, gs, scale = self._xc, self._s, self._a, self._gs, self._scale
     if self._f is None: dy = _leaky_relu_backward_out(dout, self._o, self.act.negative_slope, True, grad_input=dout)
     else: dy = dout.mul_(self._f)                                   # δ of scale·y: δy is scale times it
@@ -100,24 +114,71 @@ def _backward(self: HiddenBlock, dout: torch.Tensor) -> torch.Tensor:
     if scale != 1: dbeta.mul_(scale); dgamma.mul_(scale)
     k0 = torch.mul(gs, dbeta).mul_(-1 / n)                          # δh = a·δy + k0 + (h - μ)·k1
     dh = torch.addcmul(k0, xc, torch.mul(gs, s).mul_(dgamma), value=-1 / (n - 1), out=xc).addcmul_(dy, a)
-    if lin.bias is not None: column_sums(dh, out=grad_of(lin.bias))
-    torch.mm(self._x.t(), dh, out=grad_of(lin.weight))
-    return torch.mm(dh, lin.weight.t(), out=self.buf('dx', self._x.shape, dh.dtype))
+    return self._product_backward(dh)
 
 # %% ../nbs/03b_fused.ipynb 24
+Flatten.concatenates_positions = True  # its rows are a context's positions side by side
+
+class LookupBlock(HiddenBlock):
+    "Embedding → rows of consecutive positions → a `HiddenBlock`, with xW summed from the tables E·Wⱼ."
+    def __init__(self, embedding: Embedding, merge, linear: Linear, norm: BatchNorm1d, act: LeakyRelu, masker=None):
+        super().__init__(linear, norm, act, masker)
+        self.embedding, self.positions = embedding, linear.weight.shape[0] // embedding.weight.shape[1]
+        self.layers = [embedding, merge] + self.layers
+        self._offsets = None
+
+    def _rows(self, ix: torch.Tensor) -> int: return ix.numel() // self.positions
+
+@patch
+def _product(self: LookupBlock, ix: torch.Tensor, shape: tuple) -> torch.Tensor:
+    "h - b = Σⱼ Tⱼ[i_j] with Tⱼ = E·Wⱼ, for the characters `ix`, keeping their rows in the tables."
+    E, lin, m = self.embedding.weight, self.linear, self.positions
+    (V, C), H = E.shape, shape[1]
+    tables = torch.matmul(E, lin.weight.view(m, C, H), out=self.buf('tables', (m, V, H), E.dtype))
+    if self._offsets is None or len(self._offsets) != m: self._offsets = torch.arange(m) * V  # table j's first row
+    self._ix = ix.reshape(-1, m) + self._offsets
+    tables, h = tables.view(m * V, H), self.buf('h', shape, E.dtype)
+    torch.index_select(tables, 0, self._ix[:, 0], out=h)                      # into buffers: nothing big made per step
+    for j in range(1, m): h.add_(torch.index_select(tables, 0, self._ix[:, j], out=self.buf('row', shape, E.dtype)))
+    return h
+
+@patch
+def _product_backward(self: LookupBlock, dh: torch.Tensor) -> None:
+    "δTⱼ[v] = Σ δh over the rows with character v at position j; δWⱼ = Eᵀ·δTⱼ, δE = Σⱼ δTⱼ·Wⱼᵀ; δb = 0."
+    E, lin, m = self.embedding.weight, self.linear, self.positions
+    (V, C), H = E.shape, dh.shape[1]
+    dT = self.buf('dT', (m * V, H), dh.dtype).zero_()
+    for j in range(m): dT.index_add_(0, self._ix[:, j], dh)
+    dT = dT.view(m, V, H)
+    torch.matmul(E.t(), dT, out=grad_of(lin.weight).view(m, C, H))
+    if lin.bias is not None: grad_of(lin.bias).zero_()
+    torch.sum(torch.bmm(dT, lin.weight.view(m, C, H).transpose(1, 2)), 0, out=grad_of(E))
+
+# %% ../nbs/03b_fused.ipynb 28
+def _is_block(run: list) -> bool: return len(run) == 3 and all(isinstance(l, k) for l, k in zip(run, (Linear, BatchNorm1d, LeakyRelu)))
+
+def _masker(layers: list, i: int):
+    "The layer at `i` if it masks (has `keep` and `scale`), else None."
+    after = layers[i] if i < len(layers) else None
+    return after if hasattr(after, 'keep') and hasattr(after, 'scale') else None
+
 def fuse_layers(layers: list) -> list:
-    "The layers, each Linear → BatchNorm1d → LeakyRelu run (with a following layer that has `keep`) one `HiddenBlock`."
+    "The layers, each Linear → BatchNorm1d → LeakyRelu run (with a following layer that has `keep`) one `HiddenBlock`, a `LookupBlock` after the embedding."
     units, i = [], 0
     while i < len(layers):
-        run = layers[i:i + 3]
-        if len(run) == 3 and all(isinstance(l, k) for l, k in zip(run, (Linear, BatchNorm1d, LeakyRelu))):
-            after = layers[i + 3] if i + 3 < len(layers) else None
-            masker = after if hasattr(after, 'keep') and hasattr(after, 'scale') else None
-            units.append(HiddenBlock(*run, masker))
+        if (isinstance(layers[i], Embedding) and i + 1 < len(layers) and getattr(layers[i + 1], 'concatenates_positions', False)
+                and _is_block(layers[i + 2:i + 5]) and layers[i + 2].weight.shape[0] % layers[i].weight.shape[1] == 0):
+            masker = _masker(layers, i + 5)
+            units.append(LookupBlock(*layers[i:i + 5], masker))
+            i += 5 + (masker is not None)
+        elif _is_block(layers[i:i + 3]):
+            masker = _masker(layers, i + 3)
+            units.append(HiddenBlock(*layers[i:i + 3], masker))
             i += 3 + (masker is not None)
         else: units, i = units + [layers[i]], i + 1
     return units
 
+# %% ../nbs/03b_fused.ipynb 29
 class FusedStep(ManualStep):
     "`ManualStep` through `fuse_layers`' units: the same formulas in fewer passes, into buffers made once."
     def __init__(self, model: Sequential, lr: float = 1e-3, optimizer=None):
@@ -143,7 +204,7 @@ class FusedStep(ManualStep):
         loss = F.nll_loss(logp, y)
         return loss, logp.exp_().index_put_((self._rows, y), self._one, accumulate=True).div_(n)
 
-# %% ../nbs/03b_fused.ipynb 31
+# %% ../nbs/03b_fused.ipynb 36
 def bf16_supported() -> bool:
     "Whether this CPU multiplies bfloat16 matrices in hardware, as oneDNN sees it (AVX-512 or AMX)."
     return torch.backends.mkldnn.is_available() and bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())

@@ -31,4 +31,5 @@ def test_the_library_raises_user_errors():
     from mlp_names.train import TrainConfig
     with pytest.raises(UserError, match='TrainConfig.n_hidden must be at least 1'): TrainConfig(n_hidden=0)
     with pytest.raises(UserError, match='DeeperConfig.merge 3 must be 0'): DeeperConfig(merge=3, block_size=8)
+    with pytest.raises(UserError, match='DeeperConfig.dropout 0.001 rounds to 0 in steps of 1/256'): DeeperConfig(dropout=0.001)
     assert sampling_problem('temperature', 0) == 'must be a number from 0.001 to 1000, got 0'

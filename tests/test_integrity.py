@@ -221,6 +221,9 @@ def test_wording(cli, work, monkeypatch):
     assert 'overwrite' not in last
     last = refused(cli('train', '--run', 'x', '--preset', 'tree', '--merge', 3, cwd=work), 1, '--merge 3 must be 0', '--block-size 8')
     assert 'TrainConfig' not in last and 'block_size' not in last
+    last = refused(cli('train', '--run', 'tiny-p', '--preset', 'tree', '--dropout', 0.001, cwd=work), 1,
+                   '--dropout 0.001 rounds to 0 in steps of 1/256', 'at least 0.002')
+    assert 'DeeperConfig' not in last and not (work / 'tiny-p').exists()
     (work / 'pt-dir' / RUN_FILE).mkdir(parents=True)
     for args in (('sample',), ('evaluate',), ('train', '--resume')):
         refused(cli(*args, '--run', 'pt-dir', cwd=work), 1, 'pt-dir/run.pt: is a directory, not a run file')

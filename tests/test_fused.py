@@ -1,0 +1,79 @@
+"""The fast path (chapter 03b) on the deeper models of chapter 05a: the units it makes, its numbers against the layers
+one by one, the masks dropout draws, and resume bit for bit in float32."""
+import torch
+from fastcore.test import test_close as close_to
+
+from mlp_names import fused
+from mlp_names.backward import cross_entropy_with_grad
+from mlp_names.deeper import Dropout, FlattenConsecutive, build_tree, preset
+from mlp_names.files import load_words, names_path
+from mlp_names.layers import Linear
+from mlp_names.runs import continue_run, start_run
+from mlp_names.vocab import Vocab
+
+SMALL = dict(block_size=8, merge=2, n_layers=3, n_embd=16, n_hidden=64, batch_size=256, max_steps=60, lr=2e-3,
+             weight_decay=0.1, dropout=0.2, ud_every=10)   # a first level of 1,024 x 64 numbers: fused
+
+
+def small_tree(dtype=torch.float32, **kw):
+    vocab = Vocab.from_words(load_words(names_path())[:2000])
+    model = build_tree(preset('dropout', **{**SMALL, **kw}), vocab)
+    for layer in model:
+        if isinstance(layer, Dropout): layer.generator = torch.Generator().manual_seed(7)
+        for name, t in layer.named_tensors().items(): setattr(layer, name, t.detach().to(dtype).requires_grad_(t.requires_grad))
+    return model
+
+
+def test_the_tree_is_fused_into_a_lookup_block_and_hidden_blocks():
+    units = fused.fuse_layers(small_tree().layers)
+    assert [type(u).__name__ for u in units] == ['LookupBlock', 'FlattenConsecutive', 'HiddenBlock', 'FlattenConsecutive',
+                                                'HiddenBlock', 'Linear', 'BatchNorm1d']
+    assert [type(u.masker).__name__ for u in units if isinstance(u, fused.HiddenBlock)] == ['Dropout'] * 3
+    assert FlattenConsecutive.concatenates_positions and units[0].positions == 2
+
+
+def test_fused_gradients_equal_the_layers_in_float64():
+    g = torch.Generator().manual_seed(0)
+    X, Y = torch.randint(1, 27, (256, 8), generator=g), torch.randint(0, 27, (256,), generator=g)
+    grads = []
+    for fuse in (False, True):
+        model = small_tree(torch.float64)
+        units = fused.fuse_layers(model.layers) if fuse else model.layers
+        with torch.no_grad():
+            x = X
+            for u in units: x = u.forward_for_backward(x)
+            d = cross_entropy_with_grad(x, Y)[1]
+            for u in reversed(units): d = u.backward(d)
+        grads.append([p.grad for p in model.parameters()])
+    scale = max(a.abs().max().item() for a in grads[0])
+    assert max((a - b).abs().max().item() for a, b in zip(*grads)) / scale < 1e-12
+
+
+def test_a_bias_before_batchnorm_gets_its_exact_gradient_zero():
+    model = small_tree()
+    step = fused.FusedStep(model)
+    g = torch.Generator().manual_seed(1)
+    step(torch.randint(1, 27, (256, 8), generator=g), torch.randint(0, 27, (256,), generator=g))
+    hidden = [l for l in model.layers if isinstance(l, Linear)][:-1]   # the last Linear's BatchNorm is not fused
+    assert all(torch.equal(l.bias.grad, torch.zeros_like(l.bias)) for l in hidden)
+    assert model.layers[-2].bias.grad.abs().max() < 1e-6             # the layers' own: rounding noise around zero
+
+
+def test_dropout_keeps_a_share_of_k_over_256_and_scales_by_its_inverse():
+    for p, kept in ((0.2, 205), (0.3, 179), (0.5, 128)):
+        d = Dropout(p, torch.Generator().manual_seed(3))
+        assert d.kept == kept and d.scale == 256 / kept
+        m = d.keep((2000, 1000))
+        share, sigma = m.mean().item(), (kept / 256 * (1 - kept / 256) / m.numel()) ** 0.5
+        close_to(share, kept / 256, eps=4 * sigma)
+        assert set(m.unique().tolist()) == {0.0, 1.0}
+        assert abs(share - (1 - p)) < 1 / 512 + 4 * sigma
+
+
+def test_fused_float32_run_resumes_bit_for_bit(tmp_path):
+    straight = start_run(tmp_path / 'straight', preset('dropout', **SMALL), names_path(), quiet=True)
+    start_run(tmp_path / 'halves', preset('dropout', **{**SMALL, 'max_steps': 30}), names_path(), quiet=True)
+    resumed = continue_run(tmp_path / 'halves', 60, data=names_path(), quiet=True)
+    assert type(resumed.step_fn).__name__ == 'FusedStep'
+    assert list(straight.history['loss']) == list(resumed.history['loss'])
+    assert all(torch.equal(p, q) for p, q in zip(straight.model.parameters(), resumed.model.parameters()))
