@@ -125,7 +125,7 @@ class LookupBlock(HiddenBlock):
         super().__init__(linear, norm, act, masker)
         self.embedding, self.positions = embedding, linear.weight.shape[0] // embedding.weight.shape[1]
         self.layers = [embedding, merge] + self.layers
-        self._offsets = None
+        self._offsets = torch.arange(self.positions) * embedding.weight.shape[0]  # table j's first row in the tables
 
     def _rows(self, ix: torch.Tensor) -> int: return ix.numel() // self.positions
 
@@ -135,7 +135,6 @@ def _product(self: LookupBlock, ix: torch.Tensor, shape: tuple) -> torch.Tensor:
     E, lin, m = self.embedding.weight, self.linear, self.positions
     (V, C), H = E.shape, shape[1]
     tables = torch.matmul(E, lin.weight.view(m, C, H), out=self.buf('tables', (m, V, H), E.dtype))
-    if self._offsets is None or len(self._offsets) != m: self._offsets = torch.arange(m) * V  # table j's first row
     self._ix = ix.reshape(-1, m) + self._offsets
     tables, h = tables.view(m * V, H), self.buf('h', shape, E.dtype)
     torch.index_select(tables, 0, self._ix[:, 0], out=h)                      # into buffers: nothing big made per step
