@@ -66,7 +66,9 @@ class Dropout(Layer):
         "1 where a number is kept, 0 where it is dropped (into `out` if given; None if p is 0): 8 random bits each."
         if self.p == 0: return None
         n = math.prod(shape)
-        bits = torch.randint(-2**63, 2**63 - 1, ((n + 7) // 8,), generator=self.generator, dtype=torch.int64)
+        if getattr(self, '_bits', None) is None or len(self._bits) != (n + 7) // 8:   # made once, drawn into at each step
+            self._bits = torch.empty((n + 7) // 8, dtype=torch.int64)
+        bits = torch.randint(-2**63, 2**63 - 1, self._bits.shape, generator=self.generator, dtype=torch.int64, out=self._bits)
         return torch.lt(bits.view(torch.uint8)[:n].view(shape), self.kept,   # eight numbers' bits from each draw
                         out=out if out is not None else torch.empty(shape))
 

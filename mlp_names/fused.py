@@ -13,8 +13,8 @@ from .layers import BatchNorm1d, Embedding, Flatten, LeakyRelu, Linear, Sequenti
 from .backward import ManualStep, cross_entropy_with_grad, grad_of
 
 # %% auto 0
-__all__ = ['HALVES_FROM', 'FUSE_FROM', 'Buffers', 'column_sums', 'HiddenBlock', 'LookupBlock', 'fuse_layers', 'FusedStep',
-           'bf16_supported', 'check_bf16', 'matmul_precision']
+__all__ = ['HALVES_FROM', 'FUSE_FROM', 'Buffers', 'column_sums', 'HiddenBlock', 'LookupBlock', 'NormedLinear', 'fuse_layers',
+           'FusedStep', 'bf16_supported', 'check_bf16', 'matmul_precision']
 
 # %% ../nbs/03b_fused.ipynb 6
 class Buffers:
@@ -24,6 +24,12 @@ class Buffers:
     def __call__(self, name: str, shape: tuple, dtype: torch.dtype) -> torch.Tensor:
         t = self._made.get(name)
         if t is None or t.shape != shape or t.dtype != dtype: t = self._made[name] = torch.empty(shape, dtype=dtype)
+        return t
+
+    def const(self, value: float, dtype: torch.dtype) -> torch.Tensor:
+        "`value` as a 0-dim tensor of `dtype`, made on first use: an op given a Python number wraps it anew each call."
+        t = self._made.get((value, dtype))
+        if t is None: t = self._made[value, dtype] = torch.tensor(value, dtype=dtype)
         return t
 
 # %% ../nbs/03b_fused.ipynb 9
@@ -41,26 +47,30 @@ _leaky_relu_out = torch.ops.aten.leaky_relu.out
 _leaky_relu_backward_out = torch.ops.aten.leaky_relu_backward.grad_input  # g where y > 0, slope·g elsewhere
 
 class HiddenBlock:
-    "Linear → BatchNorm1d → LeakyRelu (→ a layer with `keep` and `scale`) as one forward and one backward pass."
-    def __init__(self, linear: Linear, norm: BatchNorm1d, act: LeakyRelu, masker=None):
-        self.linear, self.norm, self.act, self.masker, self.buf = linear, norm, act, masker, Buffers()
-        self.layers = [linear, norm, act] + ([masker] if masker is not None else [])
+    "(A merge →) Linear → BatchNorm1d → LeakyRelu (→ a layer with `keep` and `scale`) as one forward and one backward."
+    def __init__(self, linear: Linear, norm: BatchNorm1d, act: LeakyRelu, masker=None, merge=None):
+        self.linear, self.norm, self.act, self.masker, self.merge, self.buf = linear, norm, act, masker, merge, Buffers()
+        self.layers = [merge] * (merge is not None) + [linear, norm, act] + [masker] * (masker is not None)
 
     def forward_for_backward(self, x: torch.Tensor) -> torch.Tensor:
         "The training-mode output, as the layers' `forward_for_backward` one after another give it."
         shape = (self._rows(x), self.linear.weight.shape[1])
         self._fused = shape[0] * shape[1] >= FUSE_FROM
-        if self._fused: return self._forward(x, shape)
-        for layer in self.layers: x = layer.forward_for_backward(x)
-        return x
+        if not self._fused:
+            for layer in self.layers: x = layer.forward_for_backward(x)
+            return x
+        self._in_shape = x.shape
+        return self._forward(x if self.merge is None else self.merge(x), shape)   # the merge: a view, its rows side by side
 
     def backward(self, dout: torch.Tensor) -> torch.Tensor:
         "Every parameter's gradient into its `.grad`; returns δ of the input. Overwrites `dout`."
-        if self._fused: return self._backward(dout)
+        if self._fused:
+            dx = self._backward(dout)
+            return dx if self.merge is None else dx.view(self._in_shape)
         for layer in reversed(self.layers): dout = layer.backward(dout)
         return dout
 
-    def _rows(self, x: torch.Tensor) -> int: return x.shape[0]
+    def _rows(self, x: torch.Tensor) -> int: return x.numel() // self.linear.weight.shape[0]
     def __repr__(self) -> str: return f"{type(self).__name__}({', '.join(map(repr, self.layers))})"
 
 # %% ../nbs/03b_fused.ipynb 16
@@ -81,11 +91,11 @@ def _product_backward(self: HiddenBlock, dh: torch.Tensor) -> torch.Tensor:
 @patch
 def _forward(self: HiddenBlock, x: torch.Tensor, shape: tuple) -> torch.Tensor:
     bn, buf, n, dt = self.norm, self.buf, shape[0], self.linear.weight.dtype
-    h = self._product(x, shape)                                                  # xW: h without its bias
-    mean = column_sums(h).mul_(1 / n)
+    h, c = self._product(x, shape), buf.const                                    # xW: h without its bias
+    mean = column_sums(h).mul_(c(1 / n, dt))
     xc = h.sub_(mean)                                                            # h - μ, in h's buffer
-    var = column_sums(torch.mul(xc, xc, out=buf('t', shape, dt))).mul_(1 / (n - 1))  # unbiased, as the original
-    s = var.add(bn.eps).rsqrt_()
+    var = column_sums(torch.mul(xc, xc, out=buf('t', shape, dt))).mul_(c(1 / (n - 1), dt))  # unbiased, as the original
+    s = var.add(c(bn.eps, dt)).rsqrt_()
     if self.linear.bias is not None: mean = mean + self.linear.bias               # μ of h itself, for the running mean
     if mean.dtype != bn.running_mean.dtype: mean, var = mean.to(bn.running_mean.dtype), var.to(bn.running_var.dtype)
     bn.running_mean.lerp_(mean, bn.momentum); bn.running_var.lerp_(var, bn.momentum)
@@ -93,7 +103,7 @@ def _forward(self: HiddenBlock, x: torch.Tensor, shape: tuple) -> torch.Tensor:
     self._scale = self.masker.scale if keep is not None else 1.0
     self._gs = a = bn.gamma * s                                                  # γ·s
     beta = bn.beta
-    if self._scale != 1: a, beta = a * self._scale, beta * self._scale
+    if self._scale != 1: k = c(self._scale, dt); a, beta = a * k, beta * k
     self._xc, self._s, self._a = xc, s, a
     y = torch.addcmul(beta, xc, a, out=buf('t', shape, dt))                      # scale·(γ·x̂ + β)
     if keep is None:
@@ -105,14 +115,14 @@ def _forward(self: HiddenBlock, x: torch.Tensor, shape: tuple) -> torch.Tensor:
 # %% ../nbs/03b_fused.ipynb 17
 @patch
 def _backward(self: HiddenBlock, dout: torch.Tensor) -> torch.Tensor:
-    bn, n = self.norm, dout.shape[0]
+    bn, n, c, dt = self.norm, dout.shape[0], self.buf.const, dout.dtype
     xc, s, a, gs, scale = self._xc, self._s, self._a, self._gs, self._scale
     if self._f is None: dy = _leaky_relu_backward_out(dout, self._o, self.act.negative_slope, True, grad_input=dout)
     else: dy = dout.mul_(self._f)                                   # δ of scale·y: δy is scale times it
     dbeta = column_sums(dy, out=grad_of(bn.beta))
     dgamma = torch.mul(column_sums(torch.mul(dy, xc, out=self.buf('t', dy.shape, dy.dtype))), s, out=grad_of(bn.gamma))
-    if scale != 1: dbeta.mul_(scale); dgamma.mul_(scale)
-    k0 = torch.mul(gs, dbeta).mul_(-1 / n)                          # δh = a·δy + k0 + (h - μ)·k1
+    if scale != 1: k = c(scale, dt); dbeta.mul_(k); dgamma.mul_(k)
+    k0 = torch.mul(gs, dbeta).mul_(c(-1 / n, dt))                          # δh = a·δy + k0 + (h - μ)·k1
     dh = torch.addcmul(k0, xc, torch.mul(gs, s).mul_(dgamma), value=-1 / (n - 1), out=xc).addcmul_(dy, a)
     return self._product_backward(dh)
 
@@ -154,6 +164,40 @@ def _product_backward(self: LookupBlock, dh: torch.Tensor) -> None:
     torch.sum(torch.bmm(dT, lin.weight.view(m, C, H).transpose(1, 2)), 0, out=grad_of(E))
 
 # %% ../nbs/03b_fused.ipynb 28
+class NormedLinear:
+    "Linear → BatchNorm1d (the logits), chapter 03a's calls in their order, into buffers made once: the layers' numbers."
+    def __init__(self, linear: Linear, norm: BatchNorm1d):
+        self.linear, self.norm, self.layers, self.buf = linear, norm, [linear, norm], Buffers()
+
+    def forward_for_backward(self, x: torch.Tensor) -> torch.Tensor:
+        "The training-mode output, keeping x, x̂ and s for `backward`."
+        lin, bn, buf, c = self.linear, self.norm, self.buf, self.buf.const
+        (n, dt), shape = (x.shape[0], x.dtype), (x.shape[0], lin.weight.shape[1])
+        self._x, h = x, buf('h', shape, dt)
+        h = torch.mm(x, lin.weight, out=h) if lin.bias is None else torch.addmm(lin.bias, x, lin.weight, out=h)
+        mean = h.sum(0).div_(c(n, dt))
+        xc = h.sub_(mean)
+        var = torch.mul(xc, xc, out=buf('t', shape, dt)).sum(0).div_(c(n - 1, dt))
+        self._s = var.add(c(bn.eps, dt)).rsqrt_()
+        self._xhat = xc.mul_(self._s)
+        if mean.dtype != bn.running_mean.dtype: mean, var = mean.to(bn.running_mean.dtype), var.to(bn.running_var.dtype)
+        bn.running_mean.lerp_(mean, bn.momentum); bn.running_var.lerp_(var, bn.momentum)
+        return torch.addcmul(bn.beta, bn.gamma, self._xhat, out=buf('o', shape, dt))
+
+    def backward(self, dout: torch.Tensor) -> torch.Tensor:
+        "Every parameter's gradient into its `.grad`; returns δx."
+        lin, bn, buf, n, xhat = self.linear, self.norm, self.buf, dout.shape[0], self._xhat
+        dgamma = torch.sum(torch.mul(dout, xhat, out=buf('t', dout.shape, dout.dtype)), 0, out=grad_of(bn.gamma))
+        dbeta = torch.sum(dout, 0, out=grad_of(bn.beta))
+        dh = torch.addcmul(dout, xhat, dgamma, value=-1 / (n - 1), out=buf('t', dout.shape, dout.dtype))
+        dh.sub_(dbeta, alpha=1 / n).mul_(bn.gamma * self._s)
+        torch.mm(self._x.t(), dh, out=grad_of(lin.weight))
+        if lin.bias is not None: torch.sum(dh, 0, out=grad_of(lin.bias))
+        return torch.mm(dh, lin.weight.t(), out=buf('dx', self._x.shape, dh.dtype))
+
+    def __repr__(self) -> str: return f"NormedLinear({', '.join(map(repr, self.layers))})"
+
+# %% ../nbs/03b_fused.ipynb 32
 def _is_block(run: list) -> bool: return len(run) == 3 and all(isinstance(l, k) for l, k in zip(run, (Linear, BatchNorm1d, LeakyRelu)))
 
 def _masker(layers: list, i: int):
@@ -161,23 +205,28 @@ def _masker(layers: list, i: int):
     after = layers[i] if i < len(layers) else None
     return after if hasattr(after, 'keep') and hasattr(after, 'scale') else None
 
+def _merges(layer) -> bool: return getattr(layer, 'concatenates_positions', False)
+
 def fuse_layers(layers: list) -> list:
-    "The layers, each Linear → BatchNorm1d → LeakyRelu run (with a following layer that has `keep`) one `HiddenBlock`, a `LookupBlock` after the embedding."
+    "The layers as units: a `HiddenBlock` for each Linear → BatchNorm1d → LeakyRelu run (with the merge before it and a layer with `keep` after it), a `LookupBlock` after the embedding, a `NormedLinear` for a Linear → BatchNorm1d left."
     units, i = [], 0
     while i < len(layers):
-        if (isinstance(layers[i], Embedding) and i + 1 < len(layers) and getattr(layers[i + 1], 'concatenates_positions', False)
+        if (isinstance(layers[i], Embedding) and i + 1 < len(layers) and _merges(layers[i + 1])
                 and _is_block(layers[i + 2:i + 5]) and layers[i + 2].weight.shape[0] % layers[i].weight.shape[1] == 0):
             masker = _masker(layers, i + 5)
             units.append(LookupBlock(*layers[i:i + 5], masker))
             i += 5 + (masker is not None)
-        elif _is_block(layers[i:i + 3]):
-            masker = _masker(layers, i + 3)
-            units.append(HiddenBlock(*layers[i:i + 3], masker))
-            i += 3 + (masker is not None)
+        elif _is_block(layers[i + _merges(layers[i]):i + _merges(layers[i]) + 3]):
+            j = i + _merges(layers[i])                                         # the block's Linear
+            masker = _masker(layers, j + 3)
+            units.append(HiddenBlock(*layers[j:j + 3], masker, merge=layers[i] if j > i else None))
+            i = j + 3 + (masker is not None)
+        elif i + 1 < len(layers) and isinstance(layers[i], Linear) and isinstance(layers[i + 1], BatchNorm1d):
+            units, i = units + [NormedLinear(layers[i], layers[i + 1])], i + 2
         else: units, i = units + [layers[i]], i + 1
     return units
 
-# %% ../nbs/03b_fused.ipynb 29
+# %% ../nbs/03b_fused.ipynb 33
 class FusedStep(ManualStep):
     "`ManualStep` through `fuse_layers`' units: the same formulas in fewer passes, into buffers made once."
     def __init__(self, model: Sequential, lr: float = 1e-3, optimizer=None):
@@ -198,12 +247,12 @@ class FusedStep(ManualStep):
         "`cross_entropy_with_grad`, the same numbers: (softmax - onehot)/n, with the rows' index made once."
         n = logits.shape[0]
         if self._rows is None or len(self._rows) != n or self._one.dtype != logits.dtype:
-            self._rows, self._one = torch.arange(n), torch.tensor(-1.0, dtype=logits.dtype)
+            self._rows, self._one, self._n = torch.arange(n), *(torch.tensor(k, dtype=logits.dtype) for k in (-1.0, n))
         logp = F.log_softmax(logits, 1)
         loss = F.nll_loss(logp, y)
-        return loss, logp.exp_().index_put_((self._rows, y), self._one, accumulate=True).div_(n)
+        return loss, logp.exp_().index_put_((self._rows, y), self._one, accumulate=True).div_(self._n)
 
-# %% ../nbs/03b_fused.ipynb 36
+# %% ../nbs/03b_fused.ipynb 40
 def bf16_supported() -> bool:
     "Whether this CPU multiplies bfloat16 matrices in hardware, as oneDNN sees it (AVX-512 or AMX)."
     return torch.backends.mkldnn.is_available() and bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())

@@ -26,9 +26,9 @@ def small_tree(dtype=torch.float32, **kw):
 
 def test_the_tree_is_fused_into_a_lookup_block_and_hidden_blocks():
     units = fused.fuse_layers(small_tree().layers)
-    assert [type(u).__name__ for u in units] == ['LookupBlock', 'FlattenConsecutive', 'HiddenBlock', 'FlattenConsecutive',
-                                                'HiddenBlock', 'Linear', 'BatchNorm1d']
+    assert [type(u).__name__ for u in units] == ['LookupBlock', 'HiddenBlock', 'HiddenBlock', 'NormedLinear']
     assert [type(u.masker).__name__ for u in units if isinstance(u, fused.HiddenBlock)] == ['Dropout'] * 3
+    assert [type(u.merge).__name__ for u in units[1:3]] == ['FlattenConsecutive'] * 2   # each merge inside its block
     assert FlattenConsecutive.concatenates_positions and units[0].positions == 2
 
 
@@ -77,3 +77,33 @@ def test_fused_float32_run_resumes_bit_for_bit(tmp_path):
     assert type(resumed.step_fn).__name__ == 'FusedStep'
     assert list(straight.history['loss']) == list(resumed.history['loss'])
     assert all(torch.equal(p, q) for p, q in zip(straight.model.parameters(), resumed.model.parameters()))
+
+
+def test_the_output_layer_unit_equals_its_two_layers_bit_for_bit():
+    g = torch.Generator().manual_seed(4)
+    x, dout = torch.randn(256, 64, generator=g), torch.randn(256, 27, generator=g)
+    twins = [small_tree().layers[-2:] for _ in range(2)]          # the same weights: the tree's Linear and BatchNorm1d
+    unit, layers = fused.NormedLinear(*twins[0]), twins[1]
+    for _ in range(2):                                            # the second step through the buffers of the first
+        with torch.no_grad():
+            out, dx = unit.forward_for_backward(x), unit.backward(dout.clone())
+            ref = x
+            for layer in layers: ref = layer.forward_for_backward(ref)
+            dref = dout.clone()
+            for layer in reversed(layers): dref = layer.backward(dref)
+        assert torch.equal(out, ref) and torch.equal(dx, dref)
+        assert all(torch.equal(p.grad, q.grad) for p, q in zip(twins[0][0].parameters() + twins[0][1].parameters(),
+                                                                twins[1][0].parameters() + twins[1][1].parameters()))
+        assert torch.equal(twins[0][1].running_var, twins[1][1].running_var)
+
+
+def test_dropout_draws_its_bits_into_one_buffer_and_they_are_the_generators_next():
+    d = Dropout(0.2, torch.Generator().manual_seed(5))
+    first = d.keep((100, 30)).clone()
+    buffer = d._bits
+    second = d.keep((100, 30))
+    assert d._bits is buffer and len(buffer) == (3000 + 7) // 8   # made once, drawn into again
+    g = torch.Generator().manual_seed(5)                           # the same numbers as fresh draws of the generator
+    for mask in (first, second):
+        bits = torch.randint(-2**63, 2**63 - 1, ((3000 + 7) // 8,), generator=g, dtype=torch.int64)
+        assert torch.equal(mask, (bits.view(torch.uint8)[:3000].view(100, 30) < d.kept).float())
