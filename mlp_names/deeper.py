@@ -180,7 +180,7 @@ PRESETS = {
                  lr=2e-3, warmup=1000, cosine=True, weight_decay=0.1),
     'dropout': dict(block_size=8, merge=2, n_layers=3, n_embd=32, n_hidden=256, batch_size=256, max_steps=30000,
                     lr=2e-3, warmup=1000, cosine=True, weight_decay=0.1, dropout=0.2),
-    'best': dict(block_size=8, merge=2, n_layers=3, n_embd=48, n_hidden=384, batch_size=256, max_steps=30000,
+    'best': dict(block_size=8, merge=2, n_layers=3, n_embd=48, n_hidden=480, batch_size=256, max_steps=30000,
                  lr=2e-3, warmup=1000, cosine=True, weight_decay=0.1, dropout=0.3),
 }
 
