@@ -13,7 +13,7 @@ from .layers import BatchNorm1d, Embedding, Flatten, LeakyRelu, Linear, Sequenti
 from .backward import ManualStep, cross_entropy_with_grad, grad_of
 
 # %% auto 0
-__all__ = ['HALVES_FROM', 'FUSE_FROM', 'Buffers', 'column_sums', 'HiddenBlock', 'LookupBlock', 'NormedLinear', 'fuse_layers',
+__all__ = ['HALVES_FROM', 'FUSE_FROM', 'Buffers', 'column_sums', 'NormedLinear', 'HiddenBlock', 'LookupBlock', 'fuse_layers',
            'FusedStep', 'bf16_supported', 'check_bf16', 'matmul_precision']
 
 # %% ../nbs/03b_fused.ipynb 6
@@ -42,6 +42,40 @@ def column_sums(x: torch.Tensor, out: torch.Tensor | None = None) -> torch.Tenso
     return torch.sum(x.view(2, n // 2, c).sum(1), 0, out=out)
 
 # %% ../nbs/03b_fused.ipynb 15
+class NormedLinear:
+    "Linear → BatchNorm1d (the logits), chapter 03a's calls in their order, into buffers made once: the layers' numbers."
+    def __init__(self, linear: Linear, norm: BatchNorm1d):
+        self.linear, self.norm, self.layers, self.buf = linear, norm, [linear, norm], Buffers()
+
+    def forward_for_backward(self, x: torch.Tensor) -> torch.Tensor:
+        "The training-mode output, keeping x, x̂ and s for `backward`."
+        lin, bn, buf, c = self.linear, self.norm, self.buf, self.buf.const
+        (n, dt), shape = (x.shape[0], x.dtype), (x.shape[0], lin.weight.shape[1])
+        self._x, h = x, buf('h', shape, dt)
+        h = torch.mm(x, lin.weight, out=h) if lin.bias is None else torch.addmm(lin.bias, x, lin.weight, out=h)
+        mean = h.sum(0).div_(c(n, dt))
+        xc = h.sub_(mean)
+        var = torch.mul(xc, xc, out=buf('t', shape, dt)).sum(0).div_(c(n - 1, dt))
+        self._s = var.add(c(bn.eps, dt)).rsqrt_()
+        self._xhat = xc.mul_(self._s)
+        if mean.dtype != bn.running_mean.dtype: mean, var = mean.to(bn.running_mean.dtype), var.to(bn.running_var.dtype)
+        bn.running_mean.lerp_(mean, bn.momentum); bn.running_var.lerp_(var, bn.momentum)
+        return torch.addcmul(bn.beta, bn.gamma, self._xhat, out=buf('o', shape, dt))
+
+    def backward(self, dout: torch.Tensor) -> torch.Tensor:
+        "Every parameter's gradient into its `.grad`; returns δx."
+        lin, bn, buf, n, xhat = self.linear, self.norm, self.buf, dout.shape[0], self._xhat
+        dgamma = torch.sum(torch.mul(dout, xhat, out=buf('t', dout.shape, dout.dtype)), 0, out=grad_of(bn.gamma))
+        dbeta = torch.sum(dout, 0, out=grad_of(bn.beta))
+        dh = torch.addcmul(dout, xhat, dgamma, value=-1 / (n - 1), out=buf('t', dout.shape, dout.dtype))
+        dh.sub_(dbeta, alpha=1 / n).mul_(bn.gamma * self._s)
+        torch.mm(self._x.t(), dh, out=grad_of(lin.weight))
+        if lin.bias is not None: torch.sum(dh, 0, out=grad_of(lin.bias))
+        return torch.mm(dh, lin.weight.t(), out=buf('dx', self._x.shape, dh.dtype))
+
+    def __repr__(self) -> str: return f"NormedLinear({', '.join(map(repr, self.layers))})"
+
+# %% ../nbs/03b_fused.ipynb 19
 FUSE_FROM = 16384  # numbers in a block's output: below, its layers' own passes cost less than the block's extra calls
 _leaky_relu_out = torch.ops.aten.leaky_relu.out
 _leaky_relu_backward_out = torch.ops.aten.leaky_relu_backward.grad_input  # g where y > 0, slope·g elsewhere
@@ -51,13 +85,14 @@ class HiddenBlock:
     def __init__(self, linear: Linear, norm: BatchNorm1d, act: LeakyRelu, masker=None, merge=None):
         self.linear, self.norm, self.act, self.masker, self.merge, self.buf = linear, norm, act, masker, merge, Buffers()
         self.layers = [merge] * (merge is not None) + [linear, norm, act] + [masker] * (masker is not None)
+        self._small = [merge] * (merge is not None) + [NormedLinear(linear, norm), act] + [masker] * (masker is not None)
 
     def forward_for_backward(self, x: torch.Tensor) -> torch.Tensor:
         "The training-mode output, as the layers' `forward_for_backward` one after another give it."
         shape = (self._rows(x), self.linear.weight.shape[1])
         self._fused = shape[0] * shape[1] >= FUSE_FROM
-        if not self._fused:
-            for layer in self.layers: x = layer.forward_for_backward(x)
+        if not self._fused:                                                       # the layers' own numbers
+            for layer in self._small: x = layer.forward_for_backward(x)
             return x
         self._in_shape = x.shape
         return self._forward(x if self.merge is None else self.merge(x), shape)   # the merge: a view, its rows side by side
@@ -67,13 +102,13 @@ class HiddenBlock:
         if self._fused:
             dx = self._backward(dout)
             return dx if self.merge is None else dx.view(self._in_shape)
-        for layer in reversed(self.layers): dout = layer.backward(dout)
+        for layer in reversed(self._small): dout = layer.backward(dout)
         return dout
 
     def _rows(self, x: torch.Tensor) -> int: return x.numel() // self.linear.weight.shape[0]
     def __repr__(self) -> str: return f"{type(self).__name__}({', '.join(map(repr, self.layers))})"
 
-# %% ../nbs/03b_fused.ipynb 16
+# %% ../nbs/03b_fused.ipynb 20
 @patch
 def _product(self: HiddenBlock, x: torch.Tensor, shape: tuple) -> torch.Tensor:
     "h - b = xW, into the block's buffer, keeping x for the backward pass (the bias only moves μ: see `_forward`)."
@@ -112,7 +147,7 @@ def _forward(self: HiddenBlock, x: torch.Tensor, shape: tuple) -> torch.Tensor:
     self._f = _leaky_relu_backward_out(keep, y, self.act.negative_slope, False, grad_input=keep)  # f, over the mask
     return torch.mul(y, self._f, out=buf('o', shape, dt))
 
-# %% ../nbs/03b_fused.ipynb 17
+# %% ../nbs/03b_fused.ipynb 21
 @patch
 def _backward(self: HiddenBlock, dout: torch.Tensor) -> torch.Tensor:
     bn, n, c, dt = self.norm, dout.shape[0], self.buf.const, dout.dtype
@@ -126,7 +161,7 @@ def _backward(self: HiddenBlock, dout: torch.Tensor) -> torch.Tensor:
     dh = torch.addcmul(k0, xc, torch.mul(gs, s).mul_(dgamma), value=-1 / (n - 1), out=xc).addcmul_(dy, a)
     return self._product_backward(dh)
 
-# %% ../nbs/03b_fused.ipynb 24
+# %% ../nbs/03b_fused.ipynb 28
 Flatten.concatenates_positions = True  # its rows are a context's positions side by side
 
 class LookupBlock(HiddenBlock):
@@ -134,7 +169,7 @@ class LookupBlock(HiddenBlock):
     def __init__(self, embedding: Embedding, merge, linear: Linear, norm: BatchNorm1d, act: LeakyRelu, masker=None):
         super().__init__(linear, norm, act, masker)
         self.embedding, self.positions = embedding, linear.weight.shape[0] // embedding.weight.shape[1]
-        self.layers = [embedding, merge] + self.layers
+        self.layers, self._small = [embedding, merge] + self.layers, [embedding, merge] + self._small
         self._offsets = torch.arange(self.positions) * embedding.weight.shape[0]  # table j's first row in the tables
 
     def _rows(self, ix: torch.Tensor) -> int: return ix.numel() // self.positions
@@ -162,40 +197,6 @@ def _product_backward(self: LookupBlock, dh: torch.Tensor) -> None:
     torch.matmul(E.t(), dT, out=grad_of(lin.weight).view(m, C, H))
     if lin.bias is not None: grad_of(lin.bias).zero_()
     torch.sum(torch.bmm(dT, lin.weight.view(m, C, H).transpose(1, 2)), 0, out=grad_of(E))
-
-# %% ../nbs/03b_fused.ipynb 28
-class NormedLinear:
-    "Linear → BatchNorm1d (the logits), chapter 03a's calls in their order, into buffers made once: the layers' numbers."
-    def __init__(self, linear: Linear, norm: BatchNorm1d):
-        self.linear, self.norm, self.layers, self.buf = linear, norm, [linear, norm], Buffers()
-
-    def forward_for_backward(self, x: torch.Tensor) -> torch.Tensor:
-        "The training-mode output, keeping x, x̂ and s for `backward`."
-        lin, bn, buf, c = self.linear, self.norm, self.buf, self.buf.const
-        (n, dt), shape = (x.shape[0], x.dtype), (x.shape[0], lin.weight.shape[1])
-        self._x, h = x, buf('h', shape, dt)
-        h = torch.mm(x, lin.weight, out=h) if lin.bias is None else torch.addmm(lin.bias, x, lin.weight, out=h)
-        mean = h.sum(0).div_(c(n, dt))
-        xc = h.sub_(mean)
-        var = torch.mul(xc, xc, out=buf('t', shape, dt)).sum(0).div_(c(n - 1, dt))
-        self._s = var.add(c(bn.eps, dt)).rsqrt_()
-        self._xhat = xc.mul_(self._s)
-        if mean.dtype != bn.running_mean.dtype: mean, var = mean.to(bn.running_mean.dtype), var.to(bn.running_var.dtype)
-        bn.running_mean.lerp_(mean, bn.momentum); bn.running_var.lerp_(var, bn.momentum)
-        return torch.addcmul(bn.beta, bn.gamma, self._xhat, out=buf('o', shape, dt))
-
-    def backward(self, dout: torch.Tensor) -> torch.Tensor:
-        "Every parameter's gradient into its `.grad`; returns δx."
-        lin, bn, buf, n, xhat = self.linear, self.norm, self.buf, dout.shape[0], self._xhat
-        dgamma = torch.sum(torch.mul(dout, xhat, out=buf('t', dout.shape, dout.dtype)), 0, out=grad_of(bn.gamma))
-        dbeta = torch.sum(dout, 0, out=grad_of(bn.beta))
-        dh = torch.addcmul(dout, xhat, dgamma, value=-1 / (n - 1), out=buf('t', dout.shape, dout.dtype))
-        dh.sub_(dbeta, alpha=1 / n).mul_(bn.gamma * self._s)
-        torch.mm(self._x.t(), dh, out=grad_of(lin.weight))
-        if lin.bias is not None: torch.sum(dh, 0, out=grad_of(lin.bias))
-        return torch.mm(dh, lin.weight.t(), out=buf('dx', self._x.shape, dh.dtype))
-
-    def __repr__(self) -> str: return f"NormedLinear({', '.join(map(repr, self.layers))})"
 
 # %% ../nbs/03b_fused.ipynb 32
 def _is_block(run: list) -> bool: return len(run) == 3 and all(isinstance(l, k) for l, k in zip(run, (Linear, BatchNorm1d, LeakyRelu)))
