@@ -43,7 +43,7 @@ def column_sums(x: torch.Tensor, out: torch.Tensor | None = None) -> torch.Tenso
 
 # %% ../nbs/03b_fused.ipynb 15
 class NormedLinear:
-    "Linear → BatchNorm1d (the logits), chapter 03a's calls in their order, into buffers made once: the layers' numbers."
+    "Linear → BatchNorm1d (the logits; a small block's), chapter 03a's calls in order, into buffers made once: the same numbers."
     def __init__(self, linear: Linear, norm: BatchNorm1d):
         self.linear, self.norm, self.layers, self.buf = linear, norm, [linear, norm], Buffers()
 
