@@ -50,6 +50,8 @@ class FlattenConsecutive(Layer):
     def __repr__(self) -> str: return f'FlattenConsecutive({self.n})'
 
 # %% ../nbs/05a_deeper.ipynb 14
+_TOP_BIT = torch.tensor(-2**63)  # an int64 with only its top bit set
+
 class Dropout(Layer):
     "Zero a share of about `p` of the numbers while training and scale the rest to keep the mean; the identity in eval mode."
     def __init__(self, p: float, generator: torch.Generator | None = None):
@@ -68,7 +70,7 @@ class Dropout(Layer):
         n = math.prod(shape)
         if getattr(self, '_bits', None) is None or len(self._bits) != (n + 7) // 8:   # made once, drawn into at each step
             self._bits = torch.empty((n + 7) // 8, dtype=torch.int64)
-        bits = torch.randint(-2**63, 2**63 - 1, self._bits.shape, generator=self.generator, dtype=torch.int64, out=self._bits)
+        bits = self._bits.random_(-2**63, None, generator=self.generator).bitwise_xor_(_TOP_BIT)  # see below
         return torch.lt(bits.view(torch.uint8)[:n].view(shape), self.kept,   # eight numbers' bits from each draw
                         out=out if out is not None else torch.empty(shape))
 
@@ -81,7 +83,7 @@ class Dropout(Layer):
         return self.out
     def __repr__(self) -> str: return f'Dropout({self.p})'
 
-# %% ../nbs/05a_deeper.ipynb 18
+# %% ../nbs/05a_deeper.ipynb 19
 @patch
 def forward_for_backward(self: FlattenConsecutive, x: torch.Tensor) -> torch.Tensor:
     "The merged rows, keeping the input's shape for `backward`."
@@ -102,7 +104,7 @@ def backward(self: Dropout, dout: torch.Tensor) -> torch.Tensor:
     "δx = δout · mask."
     return dout if self._mask is None else dout * self._mask
 
-# %% ../nbs/05a_deeper.ipynb 20
+# %% ../nbs/05a_deeper.ipynb 21
 def tree_levels(config: DeeperConfig) -> list[int]:
     "How many positions each merge joins: `merge` as often as it takes to reach `block_size`; the whole context if 0."
     if not config.merge: return [config.block_size]
@@ -124,7 +126,7 @@ def build_tree(config: DeeperConfig, vocab: Vocab, generator: torch.Generator | 
 @patch
 def new_model(self: DeeperConfig, vocab: Vocab, generator: torch.Generator) -> Sequential: return build_tree(self, vocab, generator)
 
-# %% ../nbs/05a_deeper.ipynb 28
+# %% ../nbs/05a_deeper.ipynb 29
 class AdamW(Adam):
     "Adam with decoupled weight decay: each step first shrinks every weight matrix by lr·weight_decay."
     def __init__(self, params, lr: float = 1e-3, weight_decay: float = 0.01, **kwargs):
@@ -144,16 +146,23 @@ class FlatAdamW(FlatAdam):
     def __init__(self, params, lr: float = 1e-3, weight_decay: float = 0.01, **kwargs):
         super().__init__(params, lr=lr, **kwargs)
         self.weight_decay = weight_decay
-        self.decayed = torch.cat([torch.full((p.numel(),), float(p.ndim >= 2)) for p in self.params])  # 1: a matrix
+        runs, start = [], 0                          # [start, end) in the flat buffer of each run of weight matrices
+        for p in self.params:
+            if p.ndim >= 2:
+                if runs and runs[-1][1] == start: runs[-1][1] += p.numel()
+                else: runs.append([start, start + p.numel()])
+            start += p.numel()
+        self.decayed, self._one = [self.flat[a:b] for a, b in runs], torch.tensor(1.0)  # views: the rest is not read
 
     @torch.no_grad()
     def step(self) -> None:
-        self.flat.addcmul_(self.flat, self.decayed, value=-self.lr * self.weight_decay)  # θ - lr·λ·θ, matrices only
+        for run in self.decayed:  # θ - lr·λ·θ as one addcmul rounds it (θ·(1 - lr·λ) would round otherwise)
+            run.addcmul_(run, self._one, value=-self.lr * self.weight_decay)
         super().step()
 
     def state_dict(self) -> dict: return {**super().state_dict(), 'weight_decay': self.weight_decay}
 
-# %% ../nbs/05a_deeper.ipynb 30
+# %% ../nbs/05a_deeper.ipynb 31
 def deeper_step(config: DeeperConfig, model: Sequential) -> ManualStep | AutogradStep:
     "The training step of `config`: chapter 04's, or with weight decay `FlatAdamW` by hand, fused (`AdamW` with autograd)."
     if not config.weight_decay: return make_step(config, model)
@@ -163,7 +172,7 @@ def deeper_step(config: DeeperConfig, model: Sequential) -> ManualStep | Autogra
 @patch
 def new_step(self: DeeperConfig, model: Sequential) -> ManualStep | AutogradStep: return deeper_step(self, model)
 
-# %% ../nbs/05a_deeper.ipynb 33
+# %% ../nbs/05a_deeper.ipynb 34
 @patch
 def lr_at(self: DeeperConfig, step: int) -> float:
     "The learning rate of step `step` (0-based): a linear warm-up, then constant or a cosine down to 0."
@@ -171,7 +180,7 @@ def lr_at(self: DeeperConfig, step: int) -> float:
     if not self.cosine: return self.lr
     return self.lr * 0.5 * (1 + math.cos(math.pi * (step - self.warmup) / max(1, self.max_steps - self.warmup)))
 
-# %% ../nbs/05a_deeper.ipynb 40
+# %% ../nbs/05a_deeper.ipynb 41
 PRESETS = {
     'original': {},
     'tree': dict(block_size=8, merge=2, n_layers=3, n_embd=24, n_hidden=128, batch_size=128, max_steps=30000,

@@ -13,8 +13,8 @@ from .layers import BatchNorm1d, Embedding, Flatten, LeakyRelu, Linear, Sequenti
 from .backward import ManualStep, cross_entropy_with_grad, grad_of
 
 # %% auto 0
-__all__ = ['HALVES_FROM', 'FUSE_FROM', 'Buffers', 'column_sums', 'NormedLinear', 'HiddenBlock', 'LookupBlock', 'fuse_layers',
-           'FusedStep', 'bf16_supported', 'check_bf16', 'matmul_precision']
+__all__ = ['HALVES_FROM', 'FUSE_FROM', 'Buffers', 'column_sums', 'float32_products', 'NormedLinear', 'HiddenBlock', 'LookupBlock',
+           'fuse_layers', 'FusedStep', 'bf16_supported', 'check_bf16', 'matmul_precision']
 
 # %% ../nbs/03b_fused.ipynb 6
 class Buffers:
@@ -42,6 +42,15 @@ def column_sums(x: torch.Tensor, out: torch.Tensor | None = None) -> torch.Tenso
     return torch.sum(x.view(2, n // 2, c).sum(1), 0, out=out)
 
 # %% ../nbs/03b_fused.ipynb 15
+class float32_products:
+    "Within: matrix products in full float32, whatever `matmul_precision` set: for products too small to gain from bfloat16."
+    def __enter__(self):
+        self._before = torch.get_float32_matmul_precision()
+        if self._before != 'highest': torch.set_float32_matmul_precision('highest')  # setting costs, even to the same
+    def __exit__(self, *exc):
+        if self._before != 'highest': torch.set_float32_matmul_precision(self._before)
+
+# %% ../nbs/03b_fused.ipynb 19
 class NormedLinear:
     "Linear → BatchNorm1d (the logits; a small block's), chapter 03a's calls in order, into buffers made once: the same numbers."
     def __init__(self, linear: Linear, norm: BatchNorm1d):
@@ -52,7 +61,7 @@ class NormedLinear:
         lin, bn, buf, c = self.linear, self.norm, self.buf, self.buf.const
         (n, dt), shape = (x.shape[0], x.dtype), (x.shape[0], lin.weight.shape[1])
         self._x, h = x, buf('h', shape, dt)
-        h = torch.mm(x, lin.weight, out=h) if lin.bias is None else torch.addmm(lin.bias, x, lin.weight, out=h)
+        with float32_products(): h = torch.mm(x, lin.weight, out=h) if lin.bias is None else torch.addmm(lin.bias, x, lin.weight, out=h)
         mean = h.sum(0).div_(c(n, dt))
         xc = h.sub_(mean)
         var = torch.mul(xc, xc, out=buf('t', shape, dt)).sum(0).div_(c(n - 1, dt))
@@ -69,13 +78,14 @@ class NormedLinear:
         dbeta = torch.sum(dout, 0, out=grad_of(bn.beta))
         dh = torch.addcmul(dout, xhat, dgamma, value=-1 / (n - 1), out=buf('t', dout.shape, dout.dtype))
         dh.sub_(dbeta, alpha=1 / n).mul_(bn.gamma * self._s)
-        torch.mm(self._x.t(), dh, out=grad_of(lin.weight))
         if lin.bias is not None: torch.sum(dh, 0, out=grad_of(lin.bias))
-        return torch.mm(dh, lin.weight.t(), out=buf('dx', self._x.shape, dh.dtype))
+        with float32_products():
+            torch.mm(self._x.t(), dh, out=grad_of(lin.weight))
+            return torch.mm(dh, lin.weight.t(), out=buf('dx', self._x.shape, dh.dtype))
 
     def __repr__(self) -> str: return f"NormedLinear({', '.join(map(repr, self.layers))})"
 
-# %% ../nbs/03b_fused.ipynb 19
+# %% ../nbs/03b_fused.ipynb 23
 FUSE_FROM = 16384  # numbers in a block's output: below, its layers' own passes cost less than the block's extra calls
 _leaky_relu_out = torch.ops.aten.leaky_relu.out
 _leaky_relu_backward_out = torch.ops.aten.leaky_relu_backward.grad_input  # g where y > 0, slope·g elsewhere
@@ -108,7 +118,7 @@ class HiddenBlock:
     def _rows(self, x: torch.Tensor) -> int: return x.numel() // self.linear.weight.shape[0]
     def __repr__(self) -> str: return f"{type(self).__name__}({', '.join(map(repr, self.layers))})"
 
-# %% ../nbs/03b_fused.ipynb 20
+# %% ../nbs/03b_fused.ipynb 24
 @patch
 def _product(self: HiddenBlock, x: torch.Tensor, shape: tuple) -> torch.Tensor:
     "h - b = xW, into the block's buffer, keeping x for the backward pass (the bias only moves μ: see `_forward`)."
@@ -147,7 +157,7 @@ def _forward(self: HiddenBlock, x: torch.Tensor, shape: tuple) -> torch.Tensor:
     self._f = _leaky_relu_backward_out(keep, y, self.act.negative_slope, False, grad_input=keep)  # f, over the mask
     return torch.mul(y, self._f, out=buf('o', shape, dt))
 
-# %% ../nbs/03b_fused.ipynb 21
+# %% ../nbs/03b_fused.ipynb 25
 @patch
 def _backward(self: HiddenBlock, dout: torch.Tensor) -> torch.Tensor:
     bn, n, c, dt = self.norm, dout.shape[0], self.buf.const, dout.dtype
@@ -161,7 +171,7 @@ def _backward(self: HiddenBlock, dout: torch.Tensor) -> torch.Tensor:
     dh = torch.addcmul(k0, xc, torch.mul(gs, s).mul_(dgamma), value=-1 / (n - 1), out=xc).addcmul_(dy, a)
     return self._product_backward(dh)
 
-# %% ../nbs/03b_fused.ipynb 28
+# %% ../nbs/03b_fused.ipynb 32
 Flatten.concatenates_positions = True  # its rows are a context's positions side by side
 
 class LookupBlock(HiddenBlock):
@@ -179,11 +189,11 @@ def _product(self: LookupBlock, ix: torch.Tensor, shape: tuple) -> torch.Tensor:
     "h - b = Σⱼ Tⱼ[i_j] with Tⱼ = E·Wⱼ, for the characters `ix`, keeping their rows in the tables."
     E, lin, m = self.embedding.weight, self.linear, self.positions
     (V, C), H = E.shape, shape[1]
-    tables = torch.matmul(E, lin.weight.view(m, C, H), out=self.buf('tables', (m, V, H), E.dtype))
-    self._ix = ix.reshape(-1, m) + self._offsets
-    tables, h = tables.view(m * V, H), self.buf('h', shape, E.dtype)
-    torch.index_select(tables, 0, self._ix[:, 0], out=h)                      # into buffers: nothing big made per step
-    for j in range(1, m): h.add_(torch.index_select(tables, 0, self._ix[:, j], out=self.buf('row', shape, E.dtype)))
+    with float32_products(): tables = torch.matmul(E, lin.weight.view(m, C, H), out=self.buf('tables', (m, V, H), E.dtype))
+    self._ix = torch.add(ix.reshape(-1, m).t(), self._offsets[:, None], out=self.buf('ix', (m, shape[0]), ix.dtype))  # a row per position
+    tables, h, row = tables.view(m * V, H), self.buf('h', shape, E.dtype), self.buf('t', shape, E.dtype)  # t: free until the variance
+    torch.index_select(tables, 0, self._ix[0], out=h)                       # into buffers: nothing big made per step
+    for j in range(1, m): h.add_(torch.index_select(tables, 0, self._ix[j], out=row))
     return h
 
 @patch
@@ -192,13 +202,14 @@ def _product_backward(self: LookupBlock, dh: torch.Tensor) -> None:
     E, lin, m = self.embedding.weight, self.linear, self.positions
     (V, C), H = E.shape, dh.shape[1]
     dT = self.buf('dT', (m * V, H), dh.dtype).zero_()
-    for j in range(m): dT.index_add_(0, self._ix[:, j], dh)
+    for j in range(m): dT.index_add_(0, self._ix[j], dh)
     dT = dT.view(m, V, H)
-    torch.matmul(E.t(), dT, out=grad_of(lin.weight).view(m, C, H))
     if lin.bias is not None: grad_of(lin.bias).zero_()
-    torch.sum(torch.bmm(dT, lin.weight.view(m, C, H).transpose(1, 2)), 0, out=grad_of(E))
+    with float32_products():
+        torch.matmul(E.t(), dT, out=grad_of(lin.weight).view(m, C, H))
+        torch.sum(torch.bmm(dT, lin.weight.view(m, C, H).transpose(1, 2)), 0, out=grad_of(E))
 
-# %% ../nbs/03b_fused.ipynb 32
+# %% ../nbs/03b_fused.ipynb 36
 def _is_block(run: list) -> bool: return len(run) == 3 and all(isinstance(l, k) for l, k in zip(run, (Linear, BatchNorm1d, LeakyRelu)))
 
 def _masker(layers: list, i: int):
@@ -227,7 +238,7 @@ def fuse_layers(layers: list) -> list:
         else: units, i = units + [layers[i]], i + 1
     return units
 
-# %% ../nbs/03b_fused.ipynb 33
+# %% ../nbs/03b_fused.ipynb 37
 class FusedStep(ManualStep):
     "`ManualStep` through `fuse_layers`' units: the same formulas in fewer passes, into buffers made once."
     def __init__(self, model: Sequential, lr: float = 1e-3, optimizer=None):
@@ -253,7 +264,7 @@ class FusedStep(ManualStep):
         loss = F.nll_loss(logp, y)
         return loss, logp.exp_().index_put_((self._rows, y), self._one, accumulate=True).div_(self._n)
 
-# %% ../nbs/03b_fused.ipynb 40
+# %% ../nbs/03b_fused.ipynb 44
 def bf16_supported() -> bool:
     "Whether this CPU multiplies bfloat16 matrices in hardware, as oneDNN sees it (AVX-512 or AMX)."
     return torch.backends.mkldnn.is_available() and bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())

@@ -3,13 +3,14 @@ out on a CPU without the instructions, before anything is written; where the CPU
 float32 twin, resumes bit for bit, and leaves torch's matmul precision as it found it."""
 import pytest
 import torch
+from fastcore.test import test_close as close_to
 
 from mlp_names import cli, fused
-from mlp_names.deeper import preset
+from mlp_names.deeper import build_tree, preset
 from mlp_names.files import names_path, load_words
 from mlp_names.runs import continue_run, load_run, start_run
 from mlp_names.train import fit, new_run
-from mlp_names.vocab import UserError
+from mlp_names.vocab import UserError, Vocab
 
 SMALL = dict(block_size=8, merge=2, n_layers=3, n_embd=16, n_hidden=64, batch_size=256, max_steps=60, lr=2e-3,
              weight_decay=0.1, dropout=0.2, ud_every=10)   # blocks of 1,024 x 64 numbers: fused (chapter 03b)
@@ -69,3 +70,27 @@ def test_bf16_resumes_bit_for_bit(tmp_path):
     resumed = continue_run(tmp_path / 'halves', 60, data=names_path(), quiet=True)
     assert list(straight.history['loss']) == list(resumed.history['loss'])
     assert all(torch.equal(p, q) for p, q in zip(straight.model.parameters(), resumed.model.parameters()))
+
+
+@has_bf16
+def test_bf16_keeps_the_small_products_float32_and_rounds_the_big_ones():
+    vocab = Vocab.from_words(load_words(names_path())[:2000])
+    X = torch.randint(1, 27, (256, 8), generator=torch.Generator().manual_seed(0))
+    outs = {}
+    for bf16 in (False, True):                   # the same weights both times, no dropout
+        units = fused.fuse_layers(build_tree(preset('dropout', **{**SMALL, 'dropout': 0.0}), vocab).layers)
+        with torch.no_grad(), fused.matmul_precision(bf16):
+            x, outs[bf16] = X, []
+            for unit in units[:2]: x = unit.forward_for_backward(x); outs[bf16].append(x.clone())
+    (lookup32, hidden32), (lookup16, hidden16) = outs[False], outs[True]
+    assert torch.equal(lookup32, lookup16)       # the first block's product is its tables: float32 under bf16 too
+    assert not torch.equal(hidden32, hidden16)   # the next block's, over the batch: from bfloat16
+    close_to(hidden16, hidden32, eps=0.05)       # an output of LeakyRelu(BatchNorm): of scale 1
+    outs = {}
+    for bf16 in (False, True):                   # the output layer, from the same input: logits, δx and δW float32
+        unit = fused.fuse_layers(build_tree(preset('dropout', **{**SMALL, 'dropout': 0.0}), vocab).layers)[-1]
+        g = torch.Generator().manual_seed(2)
+        x, dout = torch.randn(256, 64, generator=g), torch.randn(256, 27, generator=g)
+        with torch.no_grad(), fused.matmul_precision(bf16):
+            outs[bf16] = [unit.forward_for_backward(x).clone(), unit.backward(dout).clone(), unit.linear.weight.grad.clone()]
+    assert all(torch.equal(a, b) for a, b in zip(outs[False], outs[True]))

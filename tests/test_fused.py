@@ -107,3 +107,18 @@ def test_dropout_draws_its_bits_into_one_buffer_and_they_are_the_generators_next
     for mask in (first, second):
         bits = torch.randint(-2**63, 2**63 - 1, ((3000 + 7) // 8,), generator=g, dtype=torch.int64)
         assert torch.equal(mask, (bits.view(torch.uint8)[:3000].view(100, 30) < d.kept).float())
+
+
+def test_flat_adamw_decays_the_matrices_only_as_theta_minus_lr_lambda_theta():
+    from mlp_names.deeper import FlatAdamW
+    g = torch.Generator().manual_seed(3)
+    shapes = [(5,), (4, 3), (2, 6), (7,), (3, 3), (2,)]          # matrices side by side, and one alone
+    params = [torch.randn(s, generator=g).requires_grad_() for s in shapes]
+    before = [p.detach().clone() for p in params]
+    opt = FlatAdamW(params, lr=0.05, weight_decay=0.3)
+    assert [len(run) for run in opt.decayed] == [12 + 12, 9]       # two runs of matrices in the flat buffer
+    opt.flat_grad.zero_()                                          # no gradient: Adam's update is 0, only the decay moves
+    opt.step()
+    for p, b in zip(params, before):
+        expected = b - b * (0.05 * 0.3) if b.ndim == 2 else b       # θ - lr·λ·θ, rounded the same: product then sum
+        assert torch.equal(p.detach(), expected), p.shape
