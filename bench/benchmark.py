@@ -254,7 +254,8 @@ def mlp_names_run(steps: int, threads: int, data_path: str, autograd: bool, do_s
 DEEPER_VARIANTS = {'best': 'mlp_names best', 'best_bf16': 'mlp_names best, --bf16', 'best_autograd': 'mlp_names best, autograd',
                    'best_nn': 'torch.nn eager', 'best_nn_bf16mm': 'torch.nn eager, bf16 products',
                    'best_nn_bf16': 'torch.nn + bf16 autocast', 'best_nn_compile': 'torch.nn + torch.compile',
-                   'mm_fp32': 'matmul floor, float32', 'mm_bf16': 'matmul floor, bfloat16'}
+                   'mm_fp32': 'matmul floor, float32 (torch.mm)', 'mm_fp32_fastest': 'matmul floor, float32 (faster library)',
+                   'mm_bf16': 'matmul floor, bfloat16'}
 BF16_VARIANTS = {'best_bf16', 'best_nn_bf16mm'}  # bfloat16 products (chapter 03b's `matmul_precision`): where the CPU has them
 WARMUP = 50
 
@@ -291,7 +292,7 @@ def deeper_ours(steps: int, threads: int, data_path: str, autograd: bool = False
 
 
 # what each ATen operation of a step is, for the profile's breakdown
-OP_KINDS = {'matrix products': ('mm', 'addmm', 'bmm', 'matmul', 'linear'),
+OP_KINDS = {'matrix products': ('mm', 'addmm', 'bmm', 'matmul', 'linear', '_linear_pointwise'),  # the last: oneDNN's
             'reductions': ('sum', 'mean', 'var', 'var_mean', 'std', 'norm', 'max', 'amax', 'logsumexp'),
             'random draws': ('bernoulli', 'bernoulli_', 'rand', 'uniform_', 'randint', 'random_', 'multinomial'),
             'embedding and indexing': ('index', 'index_add_', 'index_select', 'embedding', 'embedding_dense_backward',
@@ -306,14 +307,14 @@ def op_kind(name: str) -> str:
 
 
 def profile_step(run, X, Y, steps: int = 100) -> dict:
-    "Self CPU time of each kind of ATen operation over `steps` steps of `run`, in ms per step."
+    "Self CPU time of each kind of ATen (and oneDNN) operation over `steps` steps of `run`, in ms per step."
     from torch.profiler import ProfilerActivity, profile
     from mlp_names.train import fit
     with profile(activities=[ProfilerActivity.CPU]) as prof:
         fit(run, X, Y, run.step + steps)
     kinds, ops = {}, {}
     for e in prof.key_averages():
-        if not e.key.startswith('aten::') or e.self_cpu_time_total <= 0: continue
+        if not e.key.startswith(('aten::', 'mkldnn::')) or e.self_cpu_time_total <= 0: continue  # mkldnn: oneDNN's products
         ms = e.self_cpu_time_total / 1000 / steps
         kinds[op_kind(e.key)] = kinds.get(op_kind(e.key), 0.0) + ms
         ops[e.key] = ops.get(e.key, 0.0) + ms
@@ -373,8 +374,15 @@ def deeper_torch_nn(steps: int, threads: int, data_path: str, mode: str) -> dict
     return {'loop_s': dt, 'ms_per_step': 1000 * dt / steps, 'warmup_s': warm_s, 'peak_rss_mib': rss, 'train': tr, 'val': va}
 
 
-def deeper_matmul_floor(steps: int, threads: int, dtype) -> dict:
-    "The 12 matrix products of one step of the tree (forward, weight and input gradients), in `dtype`, alone."
+def onednn_mm():
+    "a·b through oneDNN's float32 kernels (torch's `_linear_pointwise`), or None where torch has no oneDNN."
+    lp = getattr(torch.ops.mkldnn, '_linear_pointwise', None) if torch.backends.mkldnn.is_available() else None
+    return None if lp is None else (lambda a, b: lp(a, b.t(), None, 'none', [], ''))
+
+
+def deeper_matmul_floor(steps: int, threads: int, dtype, fastest: bool = False) -> dict:
+    """The 12 matrix products of one step of the tree (forward, weight and input gradients), in `dtype`, alone: through
+    torch.mm, or with `fastest` each through whichever of torch.mm (MKL) and oneDNN is faster for it here."""
     cfg = best_config(steps, threads)
     B, E, H, V, m = cfg.batch_size, cfg.n_embd, cfg.n_hidden, 27, cfg.merge
     shapes, rows, width = [], B * cfg.block_size // m, E * m      # (rows, in, out) of each Linear
@@ -384,8 +392,16 @@ def deeper_matmul_floor(steps: int, threads: int, dtype) -> dict:
     g = torch.Generator().manual_seed(0)
     mats = [(torch.randn(r, i, generator=g).to(dtype), torch.randn(i, o, generator=g).to(dtype), torch.randn(r, o, generator=g).to(dtype))
             for r, i, o in shapes]
+    products = [(a, b, torch.mm) for x, w, d in mats for a, b in ((x, w), (x.t(), d), (d, w.t()))]
+    if fastest and (dnn := onednn_mm()) is not None:
+        def us(f, a, b, n=50):
+            for _ in range(10): f(a, b)
+            t0 = time.perf_counter()
+            for _ in range(n): f(a, b)
+            return time.perf_counter() - t0
+        products = [(a, b, min((torch.mm, dnn), key=lambda f: us(f, a, b))) for a, b, _ in products]
     def one():
-        for x, w, d in mats: x @ w; x.t() @ d; d @ w.t()
+        for a, b, f in products: f(a, b)
     for _ in range(WARMUP): one()
     t0 = time.perf_counter()
     for _ in range(steps): one()
@@ -400,7 +416,7 @@ def deeper_child(v: str, steps: int, threads: int, data_path: str, profile: bool
     if v.startswith('best_nn'):
         return deeper_torch_nn(steps, threads, data_path, {'best_nn': 'eager', 'best_nn_bf16mm': 'bf16mm', 'best_nn_bf16': 'bf16',
                                                              'best_nn_compile': 'compile'}[v])
-    return deeper_matmul_floor(steps, threads, torch.float32 if v == 'mm_fp32' else torch.bfloat16)
+    return deeper_matmul_floor(steps, threads, torch.bfloat16 if v == 'mm_bf16' else torch.float32, fastest=(v == 'mm_fp32_fastest'))
 
 
 def child_main(args) -> None:
@@ -468,18 +484,20 @@ def deeper_section(args, data_path: str) -> dict:
         print(f"| {DEEPER_VARIANTS[v]}{note} | {ms[v]:.2f} | {ms[v] / nn:.2f} |")
     prof = runs['best'][0]['profile']
     total = sum(prof['kinds_ms'].values())
-    print(f"\nwhere a step of mlp_names best goes (torch.profiler, self CPU time of ATen operations, 100 steps, "
+    print(f"\nwhere a step of mlp_names best goes (torch.profiler, self CPU time of ATen and oneDNN operations, 100 steps, "
           f"{total:.2f} ms a step in all):")
     for kind, t in sorted(prof['kinds_ms'].items(), key=lambda kv: -kv[1]): print(f"  {kind:24s} {t:6.2f} ms  {t / total:5.1%}")
     print('  largest operations: ' + ', '.join(f"{k.split('::')[-1]} {t:.2f}" for k, t in prof['top_ops_ms'].items()))
     ours = [v for v in ('best', 'best_bf16') if v in ms]
+    floor = min(('mm_fp32', 'mm_fp32_fastest'), key=lambda v: ms.get(v, float('inf')))  # the float32 products' least time
     ratios = {f'{v}/{base}': ms[v] / ms[ref] for v in ours for base, ref in (('torch_nn', 'best_nn'), ('torch_nn_bf16', 'best_nn_bf16'),
-                                                                          ('matmul_fp32', 'mm_fp32'))}
+                                                                          ('matmul_fp32', floor), ('matmul_fp32_mm', 'mm_fp32'))}
     for v in ours:
         print(f"\n{DEEPER_VARIANTS[v]}:")
         print(f"  ratio / torch.nn eager float32:   {ratios[f'{v}/torch_nn']:.3f}  (target <= {DEEPER_TARGETS['best/torch_nn']})")
         print(f"  ratio / torch.nn + bf16 autocast: {ratios[f'{v}/torch_nn_bf16']:.3f}  (target < 1)")
-        print(f"  ratio / float32 matmul floor:     {ratios[f'{v}/matmul_fp32']:.3f}  (target <= {DEEPER_TARGETS['best/matmul_fp32']})")
+        print(f"  ratio / float32 matmul floor:     {ratios[f'{v}/matmul_fp32']:.3f}  (target <= {DEEPER_TARGETS['best/matmul_fp32']}; "
+              f"the faster of the two floors; {ratios[f'{v}/matmul_fp32_mm']:.3f} of torch.mm's)")
     fastest = min(ours, key=ms.get)  # the targets hold for ours if the fastest way mlp_names trains the model meets them
     print(f"targets judged on the fastest of ours: {DEEPER_VARIANTS[fastest]}")
     failed = [name for name, ok in (('best / torch.nn', ratios[f'{fastest}/torch_nn'] <= DEEPER_TARGETS['best/torch_nn']),

@@ -94,3 +94,18 @@ def test_bf16_keeps_the_small_products_float32_and_rounds_the_big_ones():
         with torch.no_grad(), fused.matmul_precision(bf16):
             outs[bf16] = [unit.forward_for_backward(x).clone(), unit.backward(dout).clone(), unit.linear.weight.grad.clone()]
     assert all(torch.equal(a, b) for a, b in zip(outs[False], outs[True]))
+
+
+def test_bf16_supported_says_whether_products_round_to_bfloat16_here():
+    "Against a product of random numbers under the precision `--bf16` sets: off by ~1e-3 where it rounds, ~1e-7 where not."
+    g = torch.Generator().manual_seed(5)
+    x, w = torch.randn(512, 512, generator=g), torch.randn(512, 256, generator=g)
+    exact = x.double() @ w.double()
+    before = torch.get_float32_matmul_precision()
+    try:
+        torch.set_float32_matmul_precision('medium')
+        error = ((x @ w - exact).abs().max() / exact.abs().max()).item()
+    finally: torch.set_float32_matmul_precision(before)
+    assert (error > 1e-4) == fused.bf16_supported(), error
+    assert error > 1e-4 or error < 2e-6                          # either bfloat16's rounding or float32's, nothing between
+    assert torch.get_float32_matmul_precision() == before         # the probe left the precision as it found it

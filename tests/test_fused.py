@@ -1,5 +1,6 @@
 """The fast path (chapter 03b) on the deeper models of chapter 05a: the units it makes, its numbers against the layers
 one by one, the masks dropout draws, and resume bit for bit in float32."""
+import pytest
 import torch
 from fastcore.test import test_close as close_to
 
@@ -122,3 +123,46 @@ def test_flat_adamw_decays_the_matrices_only_as_theta_minus_lr_lambda_theta():
     for p, b in zip(params, before):
         expected = b - b * (0.05 * 0.3) if b.ndim == 2 else b       # θ - lr·λ·θ, rounded the same: product then sum
         assert torch.equal(p.detach(), expected), p.shape
+
+
+has_onednn = pytest.mark.skipif(fused._onednn_linear is None, reason='this torch has no oneDNN')
+
+
+def test_onednn_takes_the_big_products_on_amd_cpus_with_avx512_only():
+    assert fused.onednn_pays('AuthenticAMD', 'fpu sse2 avx2 avx512f avx512bw avx512_bf16')
+    assert not fused.onednn_pays('AuthenticAMD', 'fpu sse2 avx2 fma')             # AVX2 alone: the two were as fast
+    assert not fused.onednn_pays('GenuineIntel', 'fpu avx2 avx512f amx_bf16')     # MKL's own: left as it was
+    assert not fused.onednn_pays('', '')                                           # no /proc/cpuinfo
+
+
+@has_onednn
+def test_products_through_onednn_are_float32_products_and_small_ones_stay_with_torch_mm(monkeypatch):
+    g = torch.Generator().manual_seed(6)
+    x, w, dh = (torch.randn(*s, generator=g) for s in [(512, 512), (512, 256), (512, 256)])
+    monkeypatch.setattr(fused, 'ONEDNN_PRODUCTS', True)
+    for a, b in [(x, w), (x.t(), dh), (dh, w.t())]:               # forward, weight gradient, input gradient
+        assert fused.through_onednn(a, b)
+        got, exact = fused.product(a, b, torch.empty(a.shape[0], b.shape[1])), a.double() @ b.double()
+        assert (got - exact).abs().max() <= 2e-6 * exact.abs().max()  # float32's rounding over 512 terms
+    small, out = torch.randn(64, 100, generator=g), torch.empty(64, 27)
+    assert not fused.through_onednn(small, w[:100, :27]) and fused.product(small, w[:100, :27], out) is out
+    assert not fused.through_onednn(x[:, :256].t(), dh[:, :128])   # 2^25 multiply-adds read across rows: below its mark
+    assert fused.through_onednn(x[:, :256].contiguous(), w[:256, :64])   # 2^23 read along rows: at it
+    monkeypatch.setattr(fused, 'ONEDNN_PRODUCTS', False)
+    assert not fused.through_onednn(x, w) and torch.equal(fused.product(x, w, torch.empty(512, 256)), torch.mm(x, w))
+
+
+@has_onednn
+def test_a_run_with_onednn_products_resumes_bit_for_bit_and_trains_as_with_torch_mm(tmp_path, monkeypatch):
+    wide = {**SMALL, 'n_hidden': 256}                 # the second level: 512 x 512 by 512 x 256, through oneDNN
+    runs = {}
+    for onednn in (False, True):
+        monkeypatch.setattr(fused, 'ONEDNN_PRODUCTS', onednn)
+        runs[onednn] = start_run(tmp_path / f'straight{onednn}', preset('dropout', **wide), names_path(), quiet=True)
+    start_run(tmp_path / 'halves', preset('dropout', **{**wide, 'max_steps': 30}), names_path(), quiet=True)
+    resumed = continue_run(tmp_path / 'halves', 60, data=names_path(), quiet=True)
+    assert list(runs[True].history['loss']) == list(resumed.history['loss'])
+    assert all(torch.equal(p, q) for p, q in zip(runs[True].model.parameters(), resumed.model.parameters()))
+    mkl, dnn = (torch.tensor(runs[k].history['loss']) for k in (False, True))
+    assert not torch.equal(mkl, dnn)                  # the other library's rounding: oneDNN did run
+    assert (mkl - dnn).abs().max() < 2e-3, (mkl - dnn).abs().max()
