@@ -12,6 +12,9 @@ Each command runs as a child process of this script; `os.wait4` returns the chil
 - `sample`: `mlp-names sample -n 1000000` from the run of `train`, output to /dev/null; also timed;
 - `sample long`: `mlp-names sample -n 10000 --max-len 10000` from the same run: a batch's memory grows with
   names x letters, so sampling shrinks its batches as `--max-len` grows (chapter 06); without that, 3.4 GB.
+- `score stdin`: `mlp-names score -` from the same run, 1,000,000 names on standard input (drawn from names.txt with
+  a fixed seed): standard input is read a line at a time and scored 10,000 names at a time (chapter 07); reading it
+  whole took 1.0 GB.
 
 The table gives each figure, its limit and pass/fail. Exit status: 1 with `--check` if any limit is missed, else 0.
 """
@@ -20,7 +23,8 @@ import argparse, json, os, random, shutil, string, subprocess, sys, tempfile, ti
 from pathlib import Path
 
 MB = 10**6  # the issue's units: 500 MB is 500,000,000 bytes
-LIMITS = {'train': 500, 'train_big': 2000, 'sample': 500, 'sample_s': 60, 'sample_long': 500}  # MB, MB, MB, s, MB
+LIMITS = {'train': 500, 'train_big': 2000, 'sample': 500, 'sample_s': 60, 'sample_long': 500,  # MB, MB, MB, s, MB
+          'score_stdin': 400}  # MB
 
 
 def mlp_names_exe() -> str:
@@ -28,11 +32,11 @@ def mlp_names_exe() -> str:
     return str(exe) if exe.exists() else 'mlp-names'
 
 
-def measure(cmd: list[str], cwd, env=None) -> dict:
+def measure(cmd: list[str], cwd, env=None, stdin=None) -> dict:
     "Run `cmd` as a child; its peak RSS in MB (from wait4's rusage), wall seconds, exit status and stderr tail."
     start = time.perf_counter()
-    with tempfile.TemporaryFile() as err:
-        p = subprocess.Popen(cmd, cwd=cwd, env=env, stdout=subprocess.DEVNULL, stderr=err)
+    with tempfile.TemporaryFile() as err, open(stdin or os.devnull, 'rb') as given:
+        p = subprocess.Popen(cmd, cwd=cwd, env=env, stdin=given, stdout=subprocess.DEVNULL, stderr=err)
         _, status, usage = os.wait4(p.pid, 0)
         p.returncode = os.waitstatus_to_exitcode(status)  # tell Popen the child is reaped
         seconds = time.perf_counter() - start
@@ -72,6 +76,9 @@ def main(argv=None) -> int:
         results['train_big'] = measure([exe, 'train', '--run', 'big', '--data', str(big), '--steps', '300', '--quiet'], tmp)
         results['sample'] = measure([exe, 'sample', '--run', 'names', '-n', '1000000'], tmp)
         results['sample_long'] = measure([exe, 'sample', '--run', 'names', '-n', '10000', '--max-len', '10000'], tmp)
+        rng, names = random.Random(0), Path(data).read_text(encoding='utf-8').split()
+        (tmp / 'names.in').write_text(''.join(rng.choice(names) + '\n' for _ in range(1_000_000)))
+        results['score_stdin'] = measure([exe, 'score', '--run', 'names', '-'], tmp, stdin=tmp / 'names.in')
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     rows = [('train on names.txt' + (' (2,000 steps)' if args.quick else ' (defaults)'), results['train']['rss_mb'], LIMITS['train'], 'MB', results['train']),
@@ -79,15 +86,17 @@ def main(argv=None) -> int:
             ('sample -n 1000000: peak RSS', results['sample']['rss_mb'], LIMITS['sample'], 'MB', results['sample']),
             ('sample -n 1000000: time', results['sample']['seconds'], LIMITS['sample_s'], 's', results['sample']),
             ('sample -n 10000 --max-len 10000: peak RSS', results['sample_long']['rss_mb'], LIMITS['sample_long'], 'MB',
-             results['sample_long'])]
+             results['sample_long']),
+            ('score - (1,000,000 names on standard input): peak RSS', results['score_stdin']['rss_mb'],
+             LIMITS['score_stdin'], 'MB', results['score_stdin'])]
     ok = True
-    print(f"| {'command':52s} | {'measured':>10s} | {'limit':>9s} | result |")
-    print(f"|{'-' * 54}|{'-' * 12}|{'-' * 11}|--------|")
+    print(f"| {'command':55s} | {'measured':>10s} | {'limit':>9s} | result |")
+    print(f"|{'-' * 57}|{'-' * 12}|{'-' * 11}|--------|")
     for label, value, limit, unit, r in rows:
         passed = r['status'] == 0 and value <= limit
         ok &= passed
         verdict = 'pass' if passed else ('FAIL' if r['status'] == 0 else f"FAIL (exit {r['status']})")
-        print(f"| {label:52s} | {value:>7.1f} {unit:2s} | {limit:>5d} {unit:3s} | {verdict} |")
+        print(f"| {label:55s} | {value:>7.1f} {unit:2s} | {limit:>5d} {unit:3s} | {verdict} |")
     for name, r in results.items():
         if r['status'] != 0: print(f"{name}: exit status {r['status']}: {r['stderr']}", file=sys.stderr)
     print(f"(train wall time {results['train']['seconds']} s, train big {results['train_big']['seconds']} s; "

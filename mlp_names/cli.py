@@ -4,22 +4,38 @@
 
 # %% ../nbs/07_cli.ipynb 2
 from __future__ import annotations
-import argparse, dataclasses, json, os, re, sys
+import signal, sys
 from pathlib import Path
+
+# run as the console script (not imported by a program) with Python's own Ctrl-C handler
+_HOLD = Path(sys.argv[0]).name == 'mlp-names' and signal.getsignal(signal.SIGINT) is signal.default_int_handler
+_loading_interrupted = []
+if _HOLD:
+    # Ctrl-C while torch loads (a second or two) would break its import half-way: noted, and said once loaded
+    signal.signal(signal.SIGINT, lambda *_: _loading_interrupted.append(True))
+
+import argparse, dataclasses, io, json, os, re, secrets, shutil, tempfile
 import torch
-from .vocab import UserError
 import mlp_names
+from .vocab import UserError, shown_letters
+from .dataset import MAX_WORD_LEN, split_words
 from .files import load_words
-from .dataset import split_words
 from .train import setting_problem
 from .fused import check_bf16
 from .deeper import PRESETS, DeeperConfig, preset
 from .runs import continue_run, load_run, run_words, start_run
-from .sampling import Sampler, _check_letters, iter_samples, sample, sample_quality, sampling_problem, score, write_export
+from .sampling import (Sampler, _check_letters, iter_samples, reference_scores, sample, sample_quality,
+                                sampling_problem, score, write_export)
+
+if _HOLD:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    if _loading_interrupted:
+        print('mlp-names: interrupted', file=sys.stderr)
+        raise SystemExit(130)
 
 # %% auto 0
-__all__ = ['SHORT_NAMES', 'COMMANDS', 'add_config_flags', 'build_parser', 'cmd_train', 'cmd_sample', 'cmd_evaluate', 'cmd_score',
-           'cmd_plot', 'cmd_export', 'main']
+__all__ = ['SHORT_NAMES', 'DATA_HELP', 'SCORE_CHUNK', 'MAX_LINE_BYTES', 'GRAPHS', 'COMMANDS', 'add_config_flags', 'build_parser',
+           'cmd_train', 'cmd_sample', 'cmd_evaluate', 'cmd_score', 'cmd_plot', 'cmd_export', 'main']
 
 # %% ../nbs/07_cli.ipynb 5
 SHORT_NAMES = {'max_steps': '--steps', 'init_seed': '--seed'}
@@ -54,6 +70,9 @@ def _sampling_type(name: str):
     return parse
 
 # %% ../nbs/07_cli.ipynb 9
+DATA_HELP = ("the run's word file, if it moved (default: the file it trained on, else $MLP_NAMES_DATA); "
+             'only the same words are taken')
+
 def _train_parser(sub, fmt) -> None:
     "The flags of `mlp-names train`."
     p = sub.add_parser('train', help='train a model and save the run', formatter_class=fmt,
@@ -73,7 +92,8 @@ def _sample_parser(sub, fmt) -> None:
                        description='Print generated names, one per line as they come (or one JSON list).')
     p.add_argument('--run', default='runs/names', help='run directory')
     p.add_argument('-n', type=_sampling_type('n'), default=20, help='how many names')
-    p.add_argument('--seed', type=_sampling_type('seed'), default=0, help='sampling seed')
+    p.add_argument('--seed', type=_sampling_type('seed'), help='repeat the names of an earlier call '
+                   '(default: a fresh seed each call, printed on standard error)')
     p.add_argument('--temperature', type=_sampling_type('temperature'), default=1.0, help='softmax temperature')
     p.add_argument('--top-k', type=_sampling_type('top_k'), metavar='K', help='draw each letter among the K most likely only')
     p.add_argument('--prefix', default='', help='every name starts with these letters')
@@ -82,6 +102,7 @@ def _sample_parser(sub, fmt) -> None:
     p.add_argument('--novel', action='store_true', help="no word the run trained on (its training split)")
     p.add_argument('--unique', action='store_true', help='no name twice')
     p.add_argument('--json', action='store_true', help='print one JSON list of the names')
+    p.add_argument('--data', help=DATA_HELP)
 
 # %% ../nbs/07_cli.ipynb 10
 def _score_parser(sub, fmt) -> None:
@@ -92,19 +113,22 @@ def _score_parser(sub, fmt) -> None:
     p.add_argument('names', nargs='+', metavar='NAME', help="names to score; '-' reads names from standard input, one per line")
     p.add_argument('--run', default='runs/names', help='run directory')
     p.add_argument('--json', action='store_true', help='print a JSON list of {"name", "nats", "nats_per_char", "percentile"}')
+    p.add_argument('--skip-bad', action='store_true', help='score the good names and report the bad ones on '
+                   'standard error (default: stop at the first bad one, before any output)')
+    p.add_argument('--data', help=DATA_HELP)
 
 def _evaluate_parser(sub, fmt) -> None:
     "The flags of `mlp-names evaluate`."
     p = sub.add_parser('evaluate', help='loss of each split', description='Print the loss of each split.', formatter_class=fmt)
     p.add_argument('--run', default='runs/names', help='run directory')
-    p.add_argument('--data', help="evaluate on this word file (default: the run's own data)")
+    p.add_argument('--data', help=DATA_HELP)
     p.add_argument('--samples', type=_sampling_type('n'), default=0, metavar='N',
                    help='also report on N samples at temperature 1: share in the training set, new, distinct; mean length')
     p.add_argument('--json', action='store_true', help='print {"train": ..., "val": ..., "test": ...} (and "samples": {...})')
 
 def _plot_parser(sub, fmt) -> None:
     "The flags of `mlp-names plot`."
-    p = sub.add_parser('plot', help='write the diagnostics graphs', description='Write graph1-4.png and loss.png of a run.', formatter_class=fmt)
+    p = sub.add_parser('plot', help='write the diagnostics graphs', description='Write graph1.png … graph5.png and loss.png of a run, all six or none.', formatter_class=fmt)
     p.add_argument('--run', default='runs/names', help='run directory')
     p.add_argument('--out', help='where to write the PNG files (default: the run directory)')
     p.add_argument('--data', help="word file for the inspection batch (default: the run's own data)")
@@ -116,7 +140,7 @@ def _export_parser(sub, fmt) -> None:
                                    "folded weights, settings and a filter of the training words, for other programs.")
     p.add_argument('--run', default='runs/names', help='run directory')
     p.add_argument('--out', required=True, metavar='FILE', help='the JSON file to write')
-    p.add_argument('--data', help="the run's word file, for its training words (default: the run's own data)")
+    p.add_argument('--data', help=DATA_HELP)
     p.add_argument('--force', action='store_true', help='replace --out if it exists')
 
 # %% ../nbs/07_cli.ipynb 11
@@ -176,17 +200,19 @@ def cmd_sample(args) -> None:
                          'shorten it or raise --max-len')
     run = load_run(args.run)
     torch.set_num_threads(run.config.threads)  # small matrices: more threads only wait for each other
-    exclude = set(_split_of(run, run_words(run), 0)) if args.novel else None
-    names = iter_samples(Sampler.of(run), n=args.n, seed=args.seed, temperature=args.temperature,
+    exclude = set(_split_of(run, run_words(run, args.data), 0)) if args.novel else None
+    seed = secrets.randbelow(2**31) if args.seed is None else args.seed  # new names at each call by default
+    names = iter_samples(Sampler.of(run), n=args.n, seed=seed, temperature=args.temperature,
                          top_k=args.top_k, prefix=args.prefix, min_len=args.min_len, max_len=args.max_len,
                          exclude=exclude, unique=args.unique)
+    if args.seed is None: print(f'seed {seed}: repeat with --seed {seed}', file=sys.stderr)  # a draw to keep
     if args.json: print(json.dumps(list(names)))
     else:
         for name in names: print(name)
 
 def cmd_evaluate(args) -> None:
     run = load_run(args.run)
-    words = run_words(run) if args.data is None else load_words(args.data)
+    words = run_words(run, args.data)  # the run's own words only: other words' splits are not its splits
     losses = run.losses(words)
     if args.samples:
         torch.set_num_threads(run.config.threads)
@@ -199,43 +225,118 @@ def cmd_evaluate(args) -> None:
                   f"{q['distinct']:.1%} distinct; mean length {q['mean_len']:.2f} (training words {q['data_mean_len']:.2f})")
 
 # %% ../nbs/07_cli.ipynb 17
-def _names_to_score(args) -> list[tuple[str | None, str]]:
-    "(where, name) of each name to score: None for the command line's, the line of standard input's ('-')."
-    found = []
+SCORE_CHUNK = 10_000  # names scored at a time: memory stays bounded whatever the length of the input
+MAX_LINE_BYTES = 4 * MAX_WORD_LEN + 2  # the longest word of chapter 01 in UTF-8, and its line end
+
+def _stdin_lines():
+    "(line number, text or None if it is not UTF-8 or too long) of each line of standard input, one at a time."
+    stream = sys.stdin.buffer if hasattr(sys.stdin, 'buffer') else io.BytesIO(sys.stdin.read().encode())
+    n = 0
+    while raw := stream.readline(MAX_LINE_BYTES):
+        n += 1
+        if len(raw) == MAX_LINE_BYTES and not raw.endswith(b'\n'):
+            while (rest := stream.readline(2**16)) and not rest.endswith(b'\n'): pass  # the rest of the line
+            yield n, None, f'a line longer than the {MAX_WORD_LEN:,} letters a name may have'
+            continue
+        try: yield n, raw.decode('utf-8'), None
+        except UnicodeDecodeError: yield n, None, 'not valid UTF-8; give UTF-8 text'
+
+def _names_to_score(args, vocab):
+    "(where, name, problem) of each name: None for the command line's, the line of standard input's ('-')."
     for arg in args.names:
-        if arg != '-': found.append((None, arg)); continue
-        data = sys.stdin.buffer.read() if hasattr(sys.stdin, 'buffer') else sys.stdin.read().encode()
-        try: text = data.decode('utf-8')
-        except UnicodeDecodeError as e:
-            line = data[:e.start].count(b'\n') + 1
-            raise UserError(f"standard input, line {line}: not valid UTF-8; give UTF-8 text") from None
-        found += [(f'standard input, line {n}', line.strip()) for n, line in enumerate(text.split('\n'), 1) if line.strip()]
-    return found
+        if arg != '-': sources = [(None, arg, None)]
+        else: sources = ((f'standard input, line {n}', text and text.strip(), problem)
+                         for n, text, problem in _stdin_lines() if problem or text.strip())
+        for where, name, problem in sources:
+            if problem is None:
+                try:
+                    if not name:
+                        raise UserError("the empty name '' has no letters to score; give names of one letter or more")
+                    _check_letters('name', name, vocab)
+                except UserError as e: problem = str(e)
+            yield where, name, problem
+
+def _spool(args, vocab, names_file) -> int:
+    "Check every name, the good ones written to `names_file`; the longest one's length. A bad one stops it."
+    width, bad, first, why = 0, 0, [], None
+    for where, name, problem in _names_to_score(args, vocab):
+        if problem is not None:
+            if not args.skip_bad: raise UserError(f'{where}: {problem}' if where else problem)
+            bad, why = bad + 1, why or problem  # with --skip-bad: counted, and the first ten named
+            if len(first) < 10: first.append(where.removeprefix('standard input, ') if where else shown_letters(name))
+            continue
+        names_file.write(name.encode('utf-8') + b'\n')
+        width = max(width, len(name))
+    if bad:
+        more = f' and {bad - len(first):,} more' if bad > len(first) else ''
+        print(f"mlp-names score: skipped {bad:,} bad name{'s' if bad > 1 else ''}: {', '.join(first)}{more} "
+              f"(the first: {why})", file=sys.stderr)
+    return width
+
+def _chunks(names_file):
+    "The names written by `_spool`, `SCORE_CHUNK` at a time."
+    names_file.seek(0)
+    chunk = []
+    for line in names_file:
+        chunk.append(line[:-1].decode('utf-8'))
+        if len(chunk) == SCORE_CHUNK: yield chunk; chunk = []
+    if chunk: yield chunk
 
 def cmd_score(args) -> None:
-    found = _names_to_score(args)
     run = load_run(args.run)
-    for where, name in found:  # every name checked before any is scored: a bad one is named with where it is
-        try:
-            if not name: raise UserError("the empty name '' has no letters to score; give names of one letter or more")
-            _check_letters('name', name, run.vocab)
-        except UserError as e: raise UserError(f'{where}: {e}' if where else str(e)) from None
-    names = [name for _, name in found]
-    torch.set_num_threads(run.config.threads)
-    records = score(run, names, reference=_split_of(run, run_words(run), 1))
-    width = max((len(r['name']) for r in records), default=0)
-    if args.json: print(json.dumps(records))
-    else:
-        for r in records:
-            print(f"{r['name']:{width}}  {r['nats']:7.3f} nats  {r['nats_per_char']:.3f} per letter  "
-                  f"more name-like than {r['percentile']:.1f}% of the validation names")
+    with tempfile.TemporaryFile() as names_file:  # every name checked before any is scored, held on disk
+        width = _spool(args, run.vocab, names_file)
+        torch.set_num_threads(run.config.threads)
+        reference = reference_scores(run, _split_of(run, run_words(run, args.data), 1))
+        first = True
+        if args.json: sys.stdout.write('[')
+        for chunk in _chunks(names_file):
+            for r in score(run, chunk, reference=reference):
+                if args.json: sys.stdout.write(('' if first else ', ') + json.dumps(r))
+                else: print(f"{r['name']:{width}}  {r['nats']:7.3f} nats  {r['nats_per_char']:.3f} per letter  "
+                            f"more name-like than {r['percentile']:.1f}% of the validation names")
+                first = False
+        if args.json: print(']')
 
 # %% ../nbs/07_cli.ipynb 18
-def cmd_plot(args) -> None:
-    from mlp_names.diagnostics import save_graphs  # matplotlib loads only for this command
+class _HeldInterrupts:
+    "A block that a Ctrl-C does not cut: the interrupt waits for its end, then is raised."
+    def __enter__(self):
+        self.caught, self.before = False, signal.signal(signal.SIGINT, self._note)
+        return self
+    def _note(self, *_): self.caught = True
+    def __exit__(self, kind, *_):
+        signal.signal(signal.SIGINT, self.before)
+        if self.caught and kind is None: raise KeyboardInterrupt
+
+def _finished(args) -> None:
+    "The command's work is done: in its own process, a Ctrl-C from here to the exit is ignored, not reported."
+    if getattr(args, 'whole_process', False): signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+GRAPHS = 6  # graph1.png … graph5.png and loss.png (chapter 05's GRAPH_FILES)
+
+def _plot_into(args, out: Path, staging: list) -> list[Path]:
+    from mlp_names.diagnostics import GRAPH_FILES, save_graphs  # matplotlib loads only for this command
     run = load_run(args.run)
     words = run_words(run) if args.data is None else load_words(args.data)
-    for path in save_graphs(run, args.out or args.run, words): print(path)
+    out.mkdir(parents=True, exist_ok=True)
+    staging.append(Path(tempfile.mkdtemp(dir=out, prefix='.plot.', suffix='.tmp')))
+    save_graphs(run, staging[0], words)  # the whole set made beside its place, then moved in at once
+    with _HeldInterrupts():
+        for name in GRAPH_FILES: os.replace(staging[0] / name, out / name)
+    return [out / name for name in GRAPH_FILES]
+
+def cmd_plot(args) -> None:
+    out, staging, paths = Path(args.out or args.run), [], None
+    try: paths = _plot_into(args, out, staging)
+    except KeyboardInterrupt:
+        done = f'all {GRAPHS} graphs are written to {out}' if paths else f'no graph in {out} was changed'
+        print(f'mlp-names plot: interrupted; {done}', file=sys.stderr)
+        raise SystemExit(130)
+    finally:
+        if staging: shutil.rmtree(staging[0], ignore_errors=True)
+    _finished(args)
+    for path in paths: print(path)
 
 def cmd_export(args) -> None:
     out = Path(args.out)
@@ -244,16 +345,20 @@ def cmd_export(args) -> None:
         raise UserError(f'--out {args.out} already exists; pass --force to replace it, or choose another --out')
     run = load_run(args.run)
     train_words = _split_of(run, run_words(run, args.data), 0)  # --novel's words, as `sample` takes them
-    path = write_export(run, train_words, out)
+    with _HeldInterrupts():  # written and said, or neither
+        path = write_export(run, train_words, out)
+        _finished(args)
     print(f'exported the run in {args.run} (step {run.step}) to {path}: {path.stat().st_size:,} bytes')
 
 COMMANDS = {'train': cmd_train, 'sample': cmd_sample, 'score': cmd_score, 'evaluate': cmd_evaluate, 'plot': cmd_plot, 'export': cmd_export}
 
 def main(argv: list[str] | None = None) -> int:
-    "Entry point of the `mlp-names` command."
-    args = build_parser().parse_args(argv)
+    "Entry point of the `mlp-names` command (`argv` None: this process is the command)."
     try:
+        args = build_parser().parse_args(argv)
+        args.whole_process = argv is None
         COMMANDS[args.command](args)
+        _finished(args)
     except BrokenPipeError:  # the reader went away (`mlp-names sample | head`): stop quietly
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 1
@@ -261,6 +366,6 @@ def main(argv: list[str] | None = None) -> int:
         print(f'mlp-names {args.command}: error: {e}', file=sys.stderr)
         return 1
     except KeyboardInterrupt:
-        print(f'mlp-names {args.command}: interrupted', file=sys.stderr)
+        print(f"mlp-names{' ' + args.command if 'args' in locals() else ''}: interrupted", file=sys.stderr)
         return 130
     return 0

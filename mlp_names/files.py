@@ -11,18 +11,38 @@ from .vocab import BOUNDARY, UserError, Vocab
 from .dataset import build_dataset, read_words
 
 # %% auto 0
-__all__ = ['LOCK_FILE', 'NAMES_URL', 'NAMES_SHA256', 'DATA_ENV', 'WriteError', 'atomic_write_bytes', 'stale_temporaries',
-           'open_lock_file', 'DirLock', 'sha256_of', 'download_names', 'cache_dir', 'find_local_data', 'names_path',
-           'load_words', 'build_dataset_fast']
+__all__ = ['UNSUPPORTED', 'LOCK_FILE', 'NAMES_URL', 'NAMES_SHA256', 'DATA_ENV', 'WriteError', 'atomic_write_bytes',
+           'stale_temporaries', 'open_lock_file', 'DirLock', 'sha256_of', 'download_names', 'cache_dir',
+           'find_local_data', 'names_path', 'load_words', 'build_dataset_fast']
 
 # %% ../nbs/01a_files.ipynb 6
 def _umask() -> int:
     mask = os.umask(0o022); os.umask(mask)  # reading the umask means setting it; put it back at once
     return mask
 
+# what a filesystem answers for an operation it does not have (FAT has no modes; some cannot fsync)
+UNSUPPORTED = {errno.ENOSYS, errno.EPERM, errno.EOPNOTSUPP, errno.ENOTSUP, errno.EINVAL}
+
 class WriteError(OSError):
     "A file could not be written (its `errno` and `filename` kept); the message names the file."
     def __str__(self): return f"could not write {self.filename}: {self.strerror}"
+
+    @property
+    def no_room(self) -> bool:
+        "Whether the disk or the user's quota is full: then making room is what fixes it."
+        return self.errno in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG)  # EFBIG: a file-size limit
+
+def _set_mode(fd: int) -> None:
+    "Give the file the mode any new file gets; a filesystem without modes keeps its own."
+    try: os.fchmod(fd, 0o666 & ~_umask())
+    except OSError as e:
+        if e.errno not in UNSUPPORTED: raise
+
+def _flush_to_disk(fd: int) -> None:
+    try: os.fsync(fd)
+    except OSError as e:
+        if e.errno not in UNSUPPORTED: raise
+        raise OSError(e.errno, f'the filesystem cannot flush a file to disk (fsync: {e.strerror})') from None
 
 def atomic_write_bytes(path, data: bytes) -> Path:
     "Write `data` to `path` so that a crash never leaves a partial file there."
@@ -32,14 +52,15 @@ def atomic_write_bytes(path, data: bytes) -> Path:
     try:
         fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f'.{path.name}.', suffix='.tmp')
         with os.fdopen(fd, 'wb') as f:
-            os.fchmod(f.fileno(), 0o666 & ~_umask())
+            _set_mode(f.fileno())
             f.write(data)
             f.flush()
-            os.fsync(f.fileno())
+            _flush_to_disk(f.fileno())
         os.replace(tmp, path)
     except BaseException as e:
         if tmp: Path(tmp).unlink(missing_ok=True)
-        if isinstance(e, OSError) and not isinstance(e, WriteError): raise WriteError(e.errno, e.strerror, str(path)) from None
+        if isinstance(e, OSError) and not isinstance(e, WriteError):
+            raise WriteError(e.errno, e.strerror, str(path)) from None
         raise
     return path
 
@@ -47,7 +68,7 @@ def stale_temporaries(directory) -> list[Path]:
     "Temporary files that `atomic_write_bytes` left in `directory` when its process was killed mid-write."
     return sorted(Path(directory).glob('.*.tmp'))
 
-# %% ../nbs/01a_files.ipynb 11
+# %% ../nbs/01a_files.ipynb 13
 LOCK_FILE = '.lock'
 
 def open_lock_file(path: Path) -> int:
@@ -64,7 +85,7 @@ def open_lock_file(path: Path) -> int:
         raise OSError(f"{path} {what}, not a lock file; it was left untouched. Remove it and try again")
     return fd
 
-# %% ../nbs/01a_files.ipynb 12
+# %% ../nbs/01a_files.ipynb 14
 class DirLock:
     "An exclusive lock on a directory, held by this process until `release` (or exit, even by kill -9)."
     def __init__(self, directory):
@@ -103,7 +124,7 @@ class DirLock:
     def __enter__(self): return self.acquire()
     def __exit__(self, *exc): self.release()
 
-# %% ../nbs/01a_files.ipynb 18
+# %% ../nbs/01a_files.ipynb 20
 NAMES_URL = 'https://raw.githubusercontent.com/karpathy/makemore/master/names.txt'
 NAMES_SHA256 = '0a30b5557f192f32ab962680889aac5f6fda0f4cecf40a6d0b5694f58ea8cc4d'
 DATA_ENV = 'MLP_NAMES_DATA'
@@ -124,7 +145,7 @@ def download_names(dest, url: str = NAMES_URL, sha256: str = NAMES_SHA256, timeo
                          f"nothing was written to {dest}. Try again, or fetch the file by hand")
     return atomic_write_bytes(dest, data)
 
-# %% ../nbs/01a_files.ipynb 22
+# %% ../nbs/01a_files.ipynb 24
 def cache_dir() -> Path:
     "Where downloaded data is kept: `$XDG_CACHE_HOME/mlp_names`, else `~/.cache/mlp_names`."
     root = os.environ.get('XDG_CACHE_HOME') or Path.home() / '.cache'
@@ -157,7 +178,7 @@ def load_words(path=None) -> list[str]:
     "The words of `path`, or of names.txt found as `names_path` says."
     return read_words(path if path is not None else names_path())
 
-# %% ../nbs/01a_files.ipynb 28
+# %% ../nbs/01a_files.ipynb 30
 def build_dataset_fast(words: list[str], vocab: Vocab, block_size: int = 3) -> tuple[torch.Tensor, torch.Tensor]:
     "`build_dataset`'s tensors, made without a Python list per example (for word files of millions of lines)."
     if isinstance(block_size, bool) or not isinstance(block_size, int) or block_size < 1:

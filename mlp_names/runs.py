@@ -9,15 +9,15 @@ from array import array
 from pathlib import Path
 import torch
 from .vocab import UserError, Vocab
-from .files import DirLock, WriteError, atomic_write_bytes, names_path, read_words, sha256_of, stale_temporaries
+from .files import DATA_ENV, DirLock, WriteError, atomic_write_bytes, names_path, read_words, sha256_of, stale_temporaries
 from .train import Callback, RecordUpdateRatios, Run, TrainConfig, evaluate, fit, new_run
 from .deeper import DeeperConfig, tree_levels
 
 # %% auto 0
-__all__ = ['RUN_FILE', 'SUMMARY_FILE', 'RUN_FORMAT', 'RUN_VERSION', 'EVAL_ROWS', 'NonFiniteError', 'words_sha256', 'state_sha256',
-           'nonfinite_part', 'run_state', 'save_run', 'load_run', 'LogLines', 'ProgressBar', 'StopOnInterrupt',
-           'StopOnNonFinite', 'Checkpoint', 'job_callbacks', 'NotEnoughMemory', 'memory_needed', 'check_fits',
-           'start_run', 'run_words', 'continue_run']
+__all__ = ['RUN_FILE', 'SUMMARY_FILE', 'RUN_FORMAT', 'RUN_VERSION', 'EVAL_ROWS', 'LARGE_ALPHABET', 'NonFiniteError',
+           'words_sha256', 'state_sha256', 'nonfinite_part', 'run_state', 'save_run', 'load_run', 'LogLines',
+           'ProgressBar', 'StopOnInterrupt', 'StopOnNonFinite', 'Checkpoint', 'job_callbacks', 'NotEnoughMemory',
+           'memory_needed', 'check_fits', 'alphabet_warning', 'start_run', 'run_words', 'continue_run']
 
 # %% ../nbs/05b_runs.ipynb 6
 RUN_FILE, SUMMARY_FILE, RUN_FORMAT, RUN_VERSION = 'run.pt', 'run.json', 'mlp_names.run', 3
@@ -282,15 +282,32 @@ def _fit_job(run: Run, words: list[str], until: int, run_dir, quiet: bool, made_
         if isinstance(e, NonFiniteError):
             raise NonFiniteError(f"{e}; {kept}; start again with a lower --lr than {run.config.lr:g}") from None
         then = 'continue with --resume' if step is not None else 'train again'
+        if not e.no_room:  # not space: the filesystem or the permissions; making room would not help
+            fix = (f'copy {run_dir} where it can be written and {then} there' if step is not None else
+                   'choose a --run on a filesystem that can be written, then train again')
+            raise OSError(f"{e}; {kept}; {fix}") from None
         raise OSError(f"{e}; {kept}; make room, then {then}") from None
 
 # %% ../nbs/05b_runs.ipynb 31
+LARGE_ALPHABET = 1_000  # letters; a list of names usually has under 100
+
+def alphabet_warning(vocab_size: int, config: DeeperConfig) -> str | None:
+    "One line on what a very large alphabet costs, or None: every letter is a row of the first and last layers."
+    if vocab_size - 1 <= LARGE_ALPHABET: return None
+    weights = vocab_size * (config.n_embd + config.n_hidden + 1)
+    return (f"warning: the data has {vocab_size - 1:,} different letters (a list of names usually has under 100); "
+            f"{weights:,} weights of the model are theirs, and every step and every sampled letter scores them "
+            "all, so training and sampling are slow and the run is large; check that the file is one name a line")
+
+# %% ../nbs/05b_runs.ipynb 33
 def start_run(run_dir, config: DeeperConfig | None = None, data=None, overwrite: bool = False, quiet: bool = False) -> Run:
     "Train a new run into `run_dir` on the word file `data` (default: names.txt), saving as it goes."
     run_dir, config = Path(run_dir), config or DeeperConfig()
     _check_target(run_dir, overwrite)
     path, words = _words_of(data)
-    check_fits(config, len(Vocab.from_words(words)), _n_examples(words))
+    vocab_size = len(Vocab.from_words(words))
+    check_fits(config, vocab_size, _n_examples(words))
+    if warning := alphabet_warning(vocab_size, config): print(warning, file=sys.stderr)
     run = new_run(config, words, data_path=path, data_sha256=words_sha256(words))
     made_dir = not run_dir.exists()
     try:
@@ -303,12 +320,16 @@ def start_run(run_dir, config: DeeperConfig | None = None, data=None, overwrite:
             except OSError: pass
 
 def run_words(run: Run, data=None) -> list[str]:
-    "The words `run` trained on (from `data` if given), refused unless their checksum is the run's."
-    path, words = _words_of(data if data is not None else run.data_path)
-    if run.data_sha256 is not None and words_sha256(words) != run.data_sha256:
-        raise UserError(f"{path} holds other words than the ones this run trained on (checksum differs); "
-                         "give the run's own data with --data")
-    return words
+    "The words `run` trained on: from `data` if given, else the file it recorded or `$MLP_NAMES_DATA`; checked."
+    env = os.environ.get(DATA_ENV)
+    places = [data] if data is not None else [run.data_path] + ([env] if env else [])
+    problems = []
+    for place in places:  # the first whose words have the run's checksum
+        try: path, words = _words_of(place)
+        except FileNotFoundError as e: problems.append(str(e).split(';')[0]); continue
+        if run.data_sha256 is None or words_sha256(words) == run.data_sha256: return words
+        problems.append(f"{path} holds other words than the ones this run trained on (checksum differs)")
+    raise UserError(f"{'; '.join(problems)}; give the run's own data with --data or {DATA_ENV}")
 
 def continue_run(run_dir, steps: int | None = None, data=None, quiet: bool = False) -> Run:
     "Continue the run in `run_dir` up to `steps` steps (default: its own `max_steps`), with its own settings and data."

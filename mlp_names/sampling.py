@@ -20,8 +20,8 @@ from .deeper import DeeperConfig, Dropout, FlattenConsecutive
 # %% auto 0
 __all__ = ['CHUNK', 'MAX_LEN', 'CELLS', 'SAMPLING_LIMITS', 'EXPORT_FORMAT', 'EXPORT_VERSION', 'fold_batchnorm', 'inference_net',
            'next_char_probs', 'sampling_problem', 'Sampler', 'as_sampler', 'iter_samples', 'sample', 'sample_quality',
-           'name_nats', 'score', 'tensor_to_json', 'tensor_from_json', 'bloom_positions', 'bloom_filter',
-           'bloom_contains', 'export_model', 'write_export', 'read_export']
+           'name_nats', 'reference_scores', 'score', 'tensor_to_json', 'tensor_from_json', 'bloom_positions',
+           'bloom_filter', 'bloom_contains', 'export_model', 'write_export', 'read_export']
 
 # %% ../nbs/06_sampling.ipynb 5
 @torch.no_grad()
@@ -118,7 +118,7 @@ def _check_letters(what: str, text, vocab: Vocab) -> None:
     "Refuse `text` (a prefix or a name) unless it is a string of the vocabulary's letters."
     if not isinstance(text, str): raise UserError(f"{what} must be a string, got {text!r}")
     if bad := [c for c in dict.fromkeys(text) if c == BOUNDARY or c not in vocab.stoi]:
-        raise UserError(f"{what} {text!r} has {bad[0]!r}, which is not a letter of this model's names "
+        raise UserError(f"{what} {shown_letters(text)} has {bad[0]!r}, which is not a letter of this model's names "
                          f"({shown_letters(''.join(vocab.itos[1:]))}); use only those")
 
 def _check_finite(model: Sequential) -> None:
@@ -205,7 +205,7 @@ def sample_quality(sampler: Sampler | Run, train_words: list[str], n: int = 10_0
 
 # %% ../nbs/06_sampling.ipynb 50
 @torch.no_grad()
-def name_nats(sampler: Sampler | Run, names: list[str], batch: int = 65_536) -> torch.Tensor:
+def name_nats(sampler: Sampler | Run, names: list[str], batch: int = 8_192) -> torch.Tensor:
     "Negative log-likelihood (nats, float64) of each name followed by the end token."
     s = as_sampler(sampler)
     for nm in names: _check_letters('name', nm, s.vocab)
@@ -217,15 +217,19 @@ def name_nats(sampler: Sampler | Run, names: list[str], batch: int = 65_536) -> 
         logp[i:i + batch] = F.log_softmax(net(X[i:i + batch]).double(), 1).gather(1, Y[i:i + batch, None])[:, 0]
     return torch.zeros(len(names), dtype=torch.float64).index_add_(0, word, -logp)
 
-def score(sampler: Sampler | Run, names: list[str], reference: list[str] | None = None) -> list[dict]:
+def reference_scores(sampler: Sampler | Run, reference: list[str]) -> torch.Tensor:
+    "The nats per character of each `reference` name, sorted: what `score`'s percentiles compare with."
+    nats = name_nats(sampler, reference)
+    return (nats / torch.tensor([len(w) + 1 for w in reference], dtype=torch.float64)).sort().values
+
+def score(sampler: Sampler | Run, names: list[str], reference: list[str] | torch.Tensor | None = None) -> list[dict]:
     "For each name: its nats, nats per character (end included) and percentile among `reference` (None without one)."
     s = as_sampler(sampler)
     nats = name_nats(s, names)
     per_char = nats / torch.tensor([len(nm) + 1 for nm in names], dtype=torch.float64)
     pct = [None] * len(names)
-    if reference:
-        ref_nats = name_nats(s, reference)
-        ref = (ref_nats / torch.tensor([len(w) + 1 for w in reference], dtype=torch.float64)).sort().values
+    if reference is not None and len(reference):  # names, or their `reference_scores` computed once
+        ref = reference if isinstance(reference, torch.Tensor) else reference_scores(s, reference)
         pct = ((len(ref) - torch.searchsorted(ref, per_char, right=True)).double() * 100 / len(ref)).tolist()
     return [{'name': nm, 'nats': a, 'nats_per_char': b, 'percentile': c}
             for nm, a, b, c in zip(names, nats.tolist(), per_char.tolist(), pct)]

@@ -18,9 +18,10 @@ class UserError(ValueError):
 
 # %% ../nbs/00_vocab.ipynb 11
 def shown_letters(letters: str, limit: int = 60) -> str:
-    "`letters` quoted for a message: in full up to `limit` letters, else their start and how many there are."
-    if len(letters) <= limit: return repr(letters)
-    start = repr(letters[:limit - 20])
+    "`letters` quoted for a message: in full up to `limit` characters, else their start and how many there are."
+    if len(letters) <= limit and len(full := repr(letters)) <= limit + 2: return full
+    n = limit - 20
+    while len(start := repr(letters[:n])) > limit - 18: n -= 1  # escapes (\x00) take 4 characters each
     return f"{start[:-1]}…{start[-1]} ({len(letters):,} letters)"
 
 # %% ../nbs/00_vocab.ipynb 13
@@ -45,7 +46,7 @@ class Vocab:
         if not words: raise UserError("cannot build a vocabulary from an empty list of words")
         for i, w in enumerate(words):
             if BOUNDARY in w:
-                raise UserError(f"word {i} ({w!r}) contains {BOUNDARY!r}, which is reserved as the "
+                raise UserError(f"word {i} ({shown_letters(w)}) contains {BOUNDARY!r}, which is reserved as the "
                                  "start/end token; remove or replace it in the data")
         return cls([BOUNDARY] + sorted(set(''.join(words))))
 
@@ -59,7 +60,7 @@ def encode(self: Vocab, s: str) -> list[int]:
     "The indices of the characters of `s`."
     try: return [self.stoi[c] for c in s]
     except KeyError as e:
-        raise UserError(f"character {e.args[0]!r} in {s!r} is not in the vocabulary "
+        raise UserError(f"character {e.args[0]!r} in {shown_letters(s)} is not in the vocabulary "
                          f"({shown_letters(''.join(self.itos))})") from None
 
 @patch
