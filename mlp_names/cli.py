@@ -241,6 +241,7 @@ def _stdin_lines():
         try: yield n, raw.decode('utf-8'), None
         except UnicodeDecodeError: yield n, None, 'not valid UTF-8; give UTF-8 text'
 
+# %% ../nbs/07_cli.ipynb 18
 def _names_to_score(args, vocab):
     "(where, name, problem) of each name: None for the command line's, the line of standard input's ('-')."
     for arg in args.names:
@@ -273,6 +274,7 @@ def _spool(args, vocab, names_file) -> int:
               f"(the first: {why})", file=sys.stderr)
     return width
 
+# %% ../nbs/07_cli.ipynb 19
 def _chunks(names_file):
     "The names written by `_spool`, `SCORE_CHUNK` at a time."
     names_file.seek(0)
@@ -298,7 +300,7 @@ def cmd_score(args) -> None:
                 first = False
         if args.json: print(']')
 
-# %% ../nbs/07_cli.ipynb 18
+# %% ../nbs/07_cli.ipynb 20
 class _HeldInterrupts:
     "A block that a Ctrl-C does not cut: the interrupt waits for its end, then is raised."
     def __enter__(self):
@@ -313,6 +315,7 @@ def _finished(args) -> None:
     "The command's work is done: in its own process, a Ctrl-C from here to the exit is ignored, not reported."
     if getattr(args, 'whole_process', False): signal.signal(signal.SIGINT, signal.SIG_IGN)
 
+# %% ../nbs/07_cli.ipynb 21
 GRAPHS = 6  # graph1.png … graph5.png and loss.png (chapter 05's GRAPH_FILES)
 
 def _plot_into(args, out: Path, staging: list) -> list[Path]:
@@ -338,6 +341,7 @@ def cmd_plot(args) -> None:
     _finished(args)
     for path in paths: print(path)
 
+# %% ../nbs/07_cli.ipynb 22
 def cmd_export(args) -> None:
     out = Path(args.out)
     if out.is_dir(): raise UserError(f'--out {args.out} is a folder; give the name of the file to write, e.g. {out / "model.json"}')

@@ -36,6 +36,7 @@ def _read_file(path: Path) -> bytes:
                 'is not a regular file (a device, pipe or socket)')
     raise FileNotFoundError(f"{path}: {what}; give the path of a text file with one word per line")
 
+# %% ../nbs/01_dataset.ipynb 7
 def read_words(path) -> list[str]:
     "The words of the one-word-per-line UTF-8 file `path`, checked."
     path = Path(path)
@@ -65,7 +66,7 @@ def read_words(path) -> list[str]:
     if not words: raise UserError(f"{path}: the file has no words; it needs one word per line")
     return words
 
-# %% ../nbs/01_dataset.ipynb 16
+# %% ../nbs/01_dataset.ipynb 17
 MIN_WORDS = 6  # the fewest words whose 80/10/10 split leaves every part one word
 
 def split_words(words: list[str], seed: int = 42) -> tuple[list[str], list[str], list[str]]:
@@ -79,7 +80,7 @@ def split_words(words: list[str], seed: int = 42) -> tuple[list[str], list[str],
     n1, n2 = int(0.8 * len(words)), int(0.9 * len(words))
     return words[:n1], words[n1:n2], words[n2:]
 
-# %% ../nbs/01_dataset.ipynb 21
+# %% ../nbs/01_dataset.ipynb 22
 def build_dataset(words: list[str], vocab: Vocab, block_size: int = 3) -> tuple[torch.Tensor, torch.Tensor]:
     "Contexts `X` (n, block_size) and next-character targets `Y` (n,): a context slides along each word."
     if isinstance(block_size, bool) or not isinstance(block_size, int) or block_size < 1:

@@ -44,6 +44,7 @@ def _flush_to_disk(fd: int) -> None:
         if e.errno not in UNSUPPORTED: raise
         raise OSError(e.errno, f'the filesystem cannot flush a file to disk (fsync: {e.strerror})') from None
 
+# %% ../nbs/01a_files.ipynb 7
 def atomic_write_bytes(path, data: bytes) -> Path:
     "Write `data` to `path` so that a crash never leaves a partial file there."
     path = Path(path)
@@ -68,7 +69,7 @@ def stale_temporaries(directory) -> list[Path]:
     "Temporary files that `atomic_write_bytes` left in `directory` when its process was killed mid-write."
     return sorted(Path(directory).glob('.*.tmp'))
 
-# %% ../nbs/01a_files.ipynb 13
+# %% ../nbs/01a_files.ipynb 14
 LOCK_FILE = '.lock'
 
 def open_lock_file(path: Path) -> int:
@@ -85,7 +86,7 @@ def open_lock_file(path: Path) -> int:
         raise OSError(f"{path} {what}, not a lock file; it was left untouched. Remove it and try again")
     return fd
 
-# %% ../nbs/01a_files.ipynb 14
+# %% ../nbs/01a_files.ipynb 15
 class DirLock:
     "An exclusive lock on a directory, held by this process until `release` (or exit, even by kill -9)."
     def __init__(self, directory):
@@ -124,7 +125,7 @@ class DirLock:
     def __enter__(self): return self.acquire()
     def __exit__(self, *exc): self.release()
 
-# %% ../nbs/01a_files.ipynb 20
+# %% ../nbs/01a_files.ipynb 21
 NAMES_URL = 'https://raw.githubusercontent.com/karpathy/makemore/master/names.txt'
 NAMES_SHA256 = '0a30b5557f192f32ab962680889aac5f6fda0f4cecf40a6d0b5694f58ea8cc4d'
 DATA_ENV = 'MLP_NAMES_DATA'
@@ -145,7 +146,7 @@ def download_names(dest, url: str = NAMES_URL, sha256: str = NAMES_SHA256, timeo
                          f"nothing was written to {dest}. Try again, or fetch the file by hand")
     return atomic_write_bytes(dest, data)
 
-# %% ../nbs/01a_files.ipynb 24
+# %% ../nbs/01a_files.ipynb 25
 def cache_dir() -> Path:
     "Where downloaded data is kept: `$XDG_CACHE_HOME/mlp_names`, else `~/.cache/mlp_names`."
     root = os.environ.get('XDG_CACHE_HOME') or Path.home() / '.cache'
@@ -178,7 +179,7 @@ def load_words(path=None) -> list[str]:
     "The words of `path`, or of names.txt found as `names_path` says."
     return read_words(path if path is not None else names_path())
 
-# %% ../nbs/01a_files.ipynb 30
+# %% ../nbs/01a_files.ipynb 31
 def build_dataset_fast(words: list[str], vocab: Vocab, block_size: int = 3) -> tuple[torch.Tensor, torch.Tensor]:
     "`build_dataset`'s tensors, made without a Python list per example (for word files of millions of lines)."
     if isinstance(block_size, bool) or not isinstance(block_size, int) or block_size < 1:

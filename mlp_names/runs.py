@@ -319,6 +319,7 @@ def start_run(run_dir, config: DeeperConfig | None = None, data=None, overwrite:
             try: run_dir.rmdir()  # made for a run that never saved; only if empty: nothing else is removed
             except OSError: pass
 
+# %% ../nbs/05b_runs.ipynb 34
 def run_words(run: Run, data=None) -> list[str]:
     "The words `run` trained on: from `data` if given, else the file it recorded or `$MLP_NAMES_DATA`; checked."
     env = os.environ.get(DATA_ENV)

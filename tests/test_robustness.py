@@ -165,7 +165,7 @@ def test_resolved_data_path_recorded(cli, work, tmp_path):
 def test_too_few_words(cli, work, n):
     (work / f'few{n}.txt').write_text('\n'.join(['anna', 'bob', 'cyd', 'dan', 'eve'][:n]) + '\n')
     r = cli('train', '--run', f'few{n}', '--data', f'few{n}.txt', '--steps', 10, cwd=work)
-    refused(r, 1, f'{n} words are too few', 'at least 6 words')
+    refused(r, 1, f"{n} word{'s are' if n != 1 else ' is'} too few", 'at least 6 words')
     assert not (work / f'few{n}').exists()
 
 
