@@ -196,7 +196,7 @@ def cmd_sample(args) -> None:
     if args.min_len > args.max_len:
         raise UserError(f'--min-len {args.min_len} is above --max-len {args.max_len}; lower --min-len or raise --max-len')
     if len(args.prefix) > args.max_len:
-        raise UserError(f'--prefix {args.prefix!r} has {len(args.prefix)} letters, more than --max-len {args.max_len}; '
+        raise UserError(f'--prefix {shown_letters(args.prefix)} has {len(args.prefix):,} letters, more than --max-len {args.max_len}; '
                          'shorten it or raise --max-len')
     run = load_run(args.run)
     torch.set_num_threads(run.config.threads)  # small matrices: more threads only wait for each other

@@ -130,7 +130,7 @@ def _check_finite(model: Sequential) -> None:
 def _check_prefix(prefix, vocab: Vocab, max_len: int) -> None:
     _check_letters('prefix', prefix, vocab)
     if len(prefix) > max_len:
-        raise UserError(f"prefix {prefix!r} has {len(prefix)} characters, more than max_len {max_len}; "
+        raise UserError(f"prefix {shown_letters(prefix)} has {len(prefix):,} characters, more than max_len {max_len}; "
                          "shorten it or raise max_len")
 
 # %% ../nbs/06_sampling.ipynb 25
