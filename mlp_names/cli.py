@@ -281,7 +281,8 @@ def cmd_export(args) -> None:
                          f'beside it); e.g. --out {out.with_suffix(".safetensors")}')
     if out.is_dir(): raise UserError(f'--out {args.out} is a folder; give the name of the file to write, e.g. {out / "model.json"}')
     if (there := next((p for p in written if p.exists()), None)) and not args.force:
-        raise UserError(f'--out {args.out}: {there} already exists; pass --force to replace it, or choose another --out')
+        raise UserError(f'--out {args.out}' + (' already exists' if there == out else f': its record {there} already exists')
+                         + '; pass --force to replace it, or choose another --out')
     model = _model_of(args)
     if isinstance(model, Run):
         words = run_words(model, args.data)
