@@ -109,6 +109,7 @@ def _evaluate_parser(sub, fmt) -> None:
                    help='also report on N samples at temperature 1: share in the training set, new, distinct; mean length')
     p.add_argument('--json', action='store_true', help='print {"train": ..., "val": ..., "test": ...} (and "samples": {...})')
 
+# %% ../nbs/07_cli.ipynb 11
 def _plot_parser(sub, fmt) -> None:
     "The flags of `mlp-names plot`."
     p = sub.add_parser('plot', help='write the diagnostics graphs', description='Write graph1-4.png and loss.png of a run.', formatter_class=fmt)
@@ -130,7 +131,7 @@ def _export_parser(sub, fmt) -> None:
     p.add_argument('--data', help="the run's word file, for its training words (default: the run's own data)")
     p.add_argument('--force', action='store_true', help='replace --out if it exists')
 
-# %% ../nbs/07_cli.ipynb 11
+# %% ../nbs/07_cli.ipynb 12
 class _ShowDefaults(argparse.ArgumentDefaultsHelpFormatter):
     "Show each option's default, except where there is none to show."
     def _get_help_string(self, action):
@@ -144,7 +145,7 @@ def build_parser() -> argparse.ArgumentParser:
     for add in (_train_parser, _sample_parser, _score_parser, _evaluate_parser, _plot_parser, _export_parser): add(sub, _ShowDefaults)
     return p
 
-# %% ../nbs/07_cli.ipynb 14
+# %% ../nbs/07_cli.ipynb 15
 def _in_flags(message: str) -> str:
     "A library message with the names of the config's settings written as the flags that set them."
     names = sorted((f.name for f in dataclasses.fields(DeeperConfig)), key=len, reverse=True)
@@ -174,7 +175,7 @@ def cmd_train(args) -> None:
     print(f'saved to {args.run}')
     print('samples:', ', '.join(sample(run, n=20, seed=0)))
 
-# %% ../nbs/07_cli.ipynb 16
+# %% ../nbs/07_cli.ipynb 17
 def _model_of(args) -> Run | Sampler:
     "The run of --run; without it, the run in runs/names, or where that does not exist, the model shipped with mlp_names."
     if args.run is not None or os.path.lexists(DEFAULT_RUN): return load_run(args.run or DEFAULT_RUN)
@@ -190,6 +191,7 @@ def _split_of(model: Run | Sampler, words: list[str], part: int) -> list[str]:
     "The words of one split of `words` as `model` was trained on them (0 train, 1 validation, 2 test)."
     return split_words(words, _config(model).split_seed)[part]
 
+# %% ../nbs/07_cli.ipynb 18
 def cmd_sample(args) -> None:
     if args.min_len > args.max_len:
         raise UserError(f'--min-len {args.min_len} is above --max-len {args.max_len}; lower --min-len or raise --max-len')
@@ -208,6 +210,7 @@ def cmd_sample(args) -> None:
     else:
         for name in names: print(name)
 
+# %% ../nbs/07_cli.ipynb 19
 def _losses(model: Run | Sampler, data) -> tuple[dict, list[str]]:
     "The loss of each split, and the words: a run's own (or `data`); for the shipped model, names.txt (or `data`)."
     if isinstance(model, Run):
@@ -232,7 +235,7 @@ def cmd_evaluate(args) -> None:
             print(f"{q['samples']:,} samples at temperature 1: {q['in_train']:.1%} in the training set, {q['new']:.1%} new, "
                   f"{q['distinct']:.1%} distinct; mean length {q['mean_len']:.2f} (training words {q['data_mean_len']:.2f})")
 
-# %% ../nbs/07_cli.ipynb 17
+# %% ../nbs/07_cli.ipynb 20
 def _names_to_score(args) -> list[tuple[str | None, str]]:
     "(where, name) of each name to score: None for the command line's, the line of standard input's ('-')."
     found = []
@@ -266,7 +269,7 @@ def cmd_score(args) -> None:
             print(f"{r['name']:{width}}  {r['nats']:7.3f} nats  {r['nats_per_char']:.3f} per letter  "
                   f"more name-like than {r['percentile']:.1f}% of the validation names")
 
-# %% ../nbs/07_cli.ipynb 18
+# %% ../nbs/07_cli.ipynb 21
 def cmd_plot(args) -> None:
     from mlp_names.diagnostics import save_graphs  # matplotlib loads only for this command
     run = load_run(args.run)
@@ -295,6 +298,7 @@ def cmd_export(args) -> None:
     else: write_onnx(model, out)
     print(f'exported {what} to ' + ' and '.join(f'{p}: {p.stat().st_size:,} bytes' for p in written))
 
+# %% ../nbs/07_cli.ipynb 22
 COMMANDS = {'train': cmd_train, 'sample': cmd_sample, 'score': cmd_score, 'evaluate': cmd_evaluate, 'plot': cmd_plot, 'export': cmd_export}
 
 def main(argv: list[str] | None = None) -> int:

@@ -368,6 +368,7 @@ def model_losses(sampler: Sampler | Run, words: list[str], split_seed: int = 42)
     return {name: evaluate(s.net, *build_dataset_fast(ws, s.vocab, s.block_size))
             for name, ws in zip(('train', 'val', 'test'), parts)}
 
+# %% ../nbs/06_sampling.ipynb 72
 def _pack(model: Sequential, dtype: torch.dtype) -> tuple[list[dict], dict]:
     "The layers of `fold_batchnorm(model)` as JSON naming their tensors `layers.{i}.{key}`, and those tensors."
     tensors, layers = {}, []
@@ -406,6 +407,7 @@ def weights_card(source: Run | Sampler, words: list[str] | None = None, dtype: t
             **measured, 'source': note if note is not None else s.info.get('source')}
     return blob, card
 
+# %% ../nbs/06_sampling.ipynb 73
 def _sealed(card: dict) -> bytes:
     "`card` as JSON text whose `json_sha256` is the SHA-256 of the text with those 64 digits written as zeros."
     text = json.dumps({**card, 'json_sha256': '0' * 64}, indent=1).encode('utf-8')
@@ -419,7 +421,7 @@ def write_weights(source: Run | Sampler, path, words: list[str] | None = None, d
     atomic_write_bytes(path, blob)
     return atomic_write_bytes(path.with_suffix('.json'), _sealed({'weights': path.name, **card}))
 
-# %% ../nbs/06_sampling.ipynb 72
+# %% ../nbs/06_sampling.ipynb 74
 def read_weights(path, fix: str = 'write it again with `mlp-names export --format safetensors`') -> Sampler:
     "The model file `path` (the .json of `write_weights`), checked byte for byte: a `Sampler`, its `info` the record."
     path = Path(path)
@@ -447,7 +449,7 @@ def read_weights(path, fix: str = 'write it again with `mlp-names export --forma
     except (KeyError, TypeError, ValueError, RuntimeError, SafetensorError) as e:
         raise damaged(f'{type(e).__name__}: {e}') from None
 
-# %% ../nbs/06_sampling.ipynb 78
+# %% ../nbs/06_sampling.ipynb 80
 PRETRAINED = Path(mlp_names.__file__).parent / 'pretrained.json'  # with pretrained.safetensors beside it
 
 @patch(cls_method=True)
@@ -457,7 +459,7 @@ def pretrained(cls: Sampler) -> Sampler:
     try: return read_weights(PRETRAINED, fix=fix)
     except FileNotFoundError as e: raise UserError(f'the model shipped with mlp_names is missing ({e}); {fix}') from None
 
-# %% ../nbs/06_sampling.ipynb 85
+# %% ../nbs/06_sampling.ipynb 87
 class _LogProbs(torch.nn.Module):
     "The inference network as a torch module for the exporter: contexts in, next-character log-probabilities out."
     def __init__(self, net: Sequential): super().__init__(); self.net = net
