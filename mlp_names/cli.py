@@ -16,10 +16,13 @@ from .fused import check_bf16
 from .deeper import PRESETS, DeeperConfig, preset
 from .train import Run
 from .runs import continue_run, load_run, run_words, start_run, words_sha256
-from .sampling import (KnownWords, Sampler, _check_letters, as_sampler, iter_samples, model_losses, sample,
-                                sample_quality, sampling_problem, score, write_export, write_onnx, write_weights)
+from .sampling import (KnownWords, Sampler, _check_letters, as_sampler, iter_samples,
+                                model_losses, sample, sample_quality, sampling_problem, score,
+                                write_export, write_onnx, write_weights)
 
 DEFAULT_RUN = 'runs/names'  # the run of `train` without --run, and of the other commands
+_RUN_HELP = (f'run directory (default: {DEFAULT_RUN}; where it does not exist, the model '
+             'shipped with mlp_names)')
 
 # %% auto 0
 __all__ = ['DEFAULT_RUN', 'SHORT_NAMES', 'COMMANDS', 'add_config_flags', 'build_parser', 'cmd_train', 'cmd_sample',
@@ -75,8 +78,7 @@ def _sample_parser(sub, fmt) -> None:
     "The flags of `mlp-names sample`."
     p = sub.add_parser('sample', help='print generated names', formatter_class=fmt,
                        description='Print generated names, one per line as they come (or one JSON list).')
-    p.add_argument('--run', help=f'run directory (default: {DEFAULT_RUN}; where it does not exist, the model '
-                   'shipped with mlp_names)')
+    p.add_argument('--run', help=_RUN_HELP)
     p.add_argument('-n', type=_sampling_type('n'), default=20, help='how many names')
     p.add_argument('--seed', type=_sampling_type('seed'), default=0, help='sampling seed')
     p.add_argument('--temperature', type=_sampling_type('temperature'), default=1.0, help='softmax temperature')
@@ -95,15 +97,13 @@ def _score_parser(sub, fmt) -> None:
                        description='For each name: nats (its negative log-likelihood, end included), nats per letter, '
                                    "and the share of the run's validation names it is more name-like than.")
     p.add_argument('names', nargs='+', metavar='NAME', help="names to score; '-' reads names from standard input, one per line")
-    p.add_argument('--run', help=f'run directory (default: {DEFAULT_RUN}; where it does not exist, the model '
-                   'shipped with mlp_names)')
+    p.add_argument('--run', help=_RUN_HELP)
     p.add_argument('--json', action='store_true', help='print a JSON list of {"name", "nats", "nats_per_char", "percentile"}')
 
 def _evaluate_parser(sub, fmt) -> None:
     "The flags of `mlp-names evaluate`."
     p = sub.add_parser('evaluate', help='loss of each split', description='Print the loss of each split.', formatter_class=fmt)
-    p.add_argument('--run', help=f'run directory (default: {DEFAULT_RUN}; where it does not exist, the model '
-                   'shipped with mlp_names)')
+    p.add_argument('--run', help=_RUN_HELP)
     p.add_argument('--data', help="evaluate on this word file (default: the run's own data)")
     p.add_argument('--samples', type=_sampling_type('n'), default=0, metavar='N',
                    help='also report on N samples at temperature 1: share in the training set, new, distinct; mean length')
@@ -119,15 +119,17 @@ def _plot_parser(sub, fmt) -> None:
 
 def _export_parser(sub, fmt) -> None:
     "The flags of `mlp-names export`."
-    p = sub.add_parser('export', help='write the model as a file for other programs', formatter_class=fmt,
-                       description="Write the run's model for other programs (chapter 06): a small JSON file (vocabulary, "
-                                   "context size, folded weights, settings, a filter of the training words; what try.html "
-                                   "reads), safetensors weights with a JSON record beside them, or an ONNX graph.")
-    p.add_argument('--run', help=f'run directory (default: {DEFAULT_RUN}; where it does not exist, the model '
-                   'shipped with mlp_names)')
-    p.add_argument('--out', required=True, metavar='FILE', help='the file to write (safetensors: NAME.safetensors, and '
-                   'NAME.json beside it)')
-    p.add_argument('--format', choices=('json', 'safetensors', 'onnx'), default='json', help='what to write')
+    about = ("Write the run's model for other programs (chapter 06): a small JSON file "
+             "(vocabulary, context size, folded weights, settings, a filter of the training "
+             "words; what try.html reads), safetensors weights with a JSON record beside them, "
+             "or an ONNX graph.")
+    p = sub.add_parser('export', help='write the model as a file for other programs',
+                       description=about, formatter_class=fmt)
+    p.add_argument('--run', help=_RUN_HELP)
+    p.add_argument('--out', required=True, metavar='FILE',
+                   help='the file to write (NAME.safetensors: its NAME.json goes beside it)')
+    p.add_argument('--format', choices=('json', 'safetensors', 'onnx'), default='json',
+                   help='what to write')
     p.add_argument('--data', help="the run's word file, for its training words (default: the run's own data)")
     p.add_argument('--force', action='store_true', help='replace --out if it exists')
 
@@ -177,18 +179,20 @@ def cmd_train(args) -> None:
 
 # %% ../nbs/07_cli.ipynb 17
 def _model_of(args) -> Run | Sampler:
-    "The run of --run; without it, the run in runs/names, or where that does not exist, the model shipped with mlp_names."
-    if args.run is not None or os.path.lexists(DEFAULT_RUN): return load_run(args.run or DEFAULT_RUN)
+    "The run of --run; else runs/names; where there is none, the model shipped with mlp_names."
+    if args.run is not None or os.path.lexists(DEFAULT_RUN):
+        return load_run(args.run or DEFAULT_RUN)
     s = Sampler.pretrained()
-    print(f"mlp-names {args.command}: no run in {DEFAULT_RUN}, so using the model shipped with mlp_names "
-          f"{mlp_names.__version__}: preset {s.info['source']['preset']}, val {s.info['losses']['val']:.4f} on names.txt; "
+    preset, val = s.info['source']['preset'], s.info['losses']['val']
+    print(f"mlp-names {args.command}: no run in {DEFAULT_RUN}, so using the model shipped with "
+          f"mlp_names {mlp_names.__version__}: preset {preset}, val {val:.4f} on names.txt; "
           "train your own with `mlp-names train`", file=sys.stderr)
     return s
 
 def _config(model: Run | Sampler) -> DeeperConfig: return as_sampler(model).info['config']
 
 def _split_of(model: Run | Sampler, words: list[str], part: int) -> list[str]:
-    "The words of one split of `words` as `model` was trained on them (0 train, 1 validation, 2 test)."
+    "The words of one split of `words`, split as `model`'s were (0 train, 1 validation, 2 test)."
     return split_words(words, _config(model).split_seed)[part]
 
 # %% ../nbs/07_cli.ipynb 18
@@ -199,10 +203,10 @@ def cmd_sample(args) -> None:
         raise UserError(f'--prefix {args.prefix!r} has {len(args.prefix)} letters, more than --max-len {args.max_len}; '
                          'shorten it or raise --max-len')
     model = _model_of(args)
-    torch.set_num_threads(_config(model).threads)  # small matrices: more threads only wait for each other
+    torch.set_num_threads(_config(model).threads)  # small matrices: more threads only wait
     exclude = None
-    if args.novel:  # a run's training split, read from its data; the shipped model's filter of its training words
-        exclude = set(_split_of(model, run_words(model), 0)) if isinstance(model, Run) else KnownWords(model.info['known'])
+    if args.novel and isinstance(model, Run): exclude = set(_split_of(model, run_words(model), 0))
+    elif args.novel: exclude = KnownWords(model.info['known'])  # the shipped model's filter of them
     names = iter_samples(as_sampler(model), n=args.n, seed=args.seed, temperature=args.temperature,
                          top_k=args.top_k, prefix=args.prefix, min_len=args.min_len, max_len=args.max_len,
                          exclude=exclude, unique=args.unique)
@@ -212,14 +216,14 @@ def cmd_sample(args) -> None:
 
 # %% ../nbs/07_cli.ipynb 19
 def _losses(model: Run | Sampler, data) -> tuple[dict, list[str]]:
-    "The loss of each split, and the words: a run's own (or `data`); for the shipped model, names.txt (or `data`)."
+    "Each split's loss, and the words: a run's own or `data`; of a model file, names.txt or `data`."
     if isinstance(model, Run):
         words = run_words(model) if data is None else load_words(data)
         return model.losses(words), words
     words = load_words(data)
     if data is None and words_sha256(words) != model.info['card']['data_sha256']:
-        raise UserError(f"{names_path()} holds other words than the shipped model trained on (checksum differs); "
-                         "give a word file with --data to evaluate it on that")
+        raise UserError(f"{names_path()} holds other words than the shipped model trained on "
+                        "(checksum differs); give a word file with --data to evaluate it on that")
     return model_losses(model, words, _config(model).split_seed), words
 
 def cmd_evaluate(args) -> None:
@@ -260,7 +264,8 @@ def cmd_score(args) -> None:
         except UserError as e: raise UserError(f'{where}: {e}' if where else str(e)) from None
     names = [name for _, name in found]
     torch.set_num_threads(_config(model).threads)
-    reference = _split_of(model, run_words(model), 1) if isinstance(model, Run) else None  # the shipped model's own
+    # the validation words of a run; the shipped model carries its own reference scores
+    reference = _split_of(model, run_words(model), 1) if isinstance(model, Run) else None
     records = score(model, names, reference=reference)
     width = max((len(r['name']) for r in records), default=0)
     if args.json: print(json.dumps(records))
@@ -280,23 +285,30 @@ def cmd_export(args) -> None:
     out = Path(args.out)
     written = [out, out.with_suffix('.json')] if args.format == 'safetensors' else [out]
     if args.format == 'safetensors' and out.suffix != '.safetensors':
-        raise UserError(f'--out {args.out}: a safetensors export is named NAME.safetensors (its record NAME.json goes '
-                         f'beside it); e.g. --out {out.with_suffix(".safetensors")}')
+        name = out.with_suffix('.safetensors')
+        raise UserError(f'--out {args.out}: a safetensors export is named NAME.safetensors (its '
+                        f'record NAME.json goes beside it); e.g. --out {name}')
     if out.is_dir(): raise UserError(f'--out {args.out} is a folder; give the name of the file to write, e.g. {out / "model.json"}')
     if (there := next((p for p in written if p.exists()), None)) and not args.force:
-        raise UserError(f'--out {args.out}' + (' already exists' if there == out else f': its record {there} already exists')
-                         + '; pass --force to replace it, or choose another --out')
+        what = ' already exists' if there == out else f': its record {there} already exists'
+        raise UserError(f'--out {args.out}{what}; pass --force to replace it, or choose another '
+                        '--out')
     model = _model_of(args)
     if isinstance(model, Run):
         words = run_words(model, args.data)
-        train_words, what = _split_of(model, words, 0), f'the run in {args.run or DEFAULT_RUN} (step {model.step})'
+        train_words = _split_of(model, words, 0)  # --novel's words, as `sample` takes them
+        what = f'the run in {args.run or DEFAULT_RUN} (step {model.step})'
     elif args.data is not None:
-        raise UserError('--data is for the words of a --run; the shipped model carries its own record of them')
-    else: words, train_words, what = None, None, f'the model shipped with mlp_names {mlp_names.__version__}'
-    if args.format == 'json': write_export(model, train_words, out)  # --novel's words, as `sample` takes them
+        raise UserError('--data is for the words of a --run; the shipped model has its own record '
+                        'of them')
+    else:
+        words, train_words = None, None
+        what = f'the model shipped with mlp_names {mlp_names.__version__}'
+    if args.format == 'json': write_export(model, train_words, out)
     elif args.format == 'safetensors': write_weights(model, out, words)
     else: write_onnx(model, out)
-    print(f'exported {what} to ' + ' and '.join(f'{p}: {p.stat().st_size:,} bytes' for p in written))
+    sizes = ' and '.join(f'{p}: {p.stat().st_size:,} bytes' for p in written)
+    print(f'exported {what} to {sizes}')
 
 # %% ../nbs/07_cli.ipynb 22
 COMMANDS = {'train': cmd_train, 'sample': cmd_sample, 'score': cmd_score, 'evaluate': cmd_evaluate, 'plot': cmd_plot, 'export': cmd_export}

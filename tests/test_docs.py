@@ -179,7 +179,7 @@ def test_the_guide_is_in_the_site_navigation():
 
 
 def test_the_sites_model_is_the_one_shipped_with_the_package(site):
-    "try.html samples from the model of mlp_names/pretrained.*, made into model.json at build time: one copy, best."
+    "try.html samples from mlp_names/pretrained.*, made into model.json by the build: one copy."
     from mlp_names.deeper import preset
     from mlp_names.sampling import Sampler, read_export
     assert not (ROOT / 'docs' / 'try' / 'model.json').exists(), 'the site keeps no model of its own'
@@ -191,6 +191,8 @@ def test_the_sites_model_is_the_one_shipped_with_the_package(site):
     for a, b in zip(exported['model'].layers, shipped.model.layers):
         assert type(a) is type(b)
         for key in ('weight', 'bias'):
-            if getattr(b, key, None) is not None: assert torch.equal(getattr(a, key), getattr(b, key)), (a, key)
+            if getattr(b, key, None) is not None:
+                assert torch.equal(getattr(a, key), getattr(b, key)), (a, key)
     script = (site / 'model.js').read_text(encoding='utf-8')
-    assert script == f'window.MLP_NAMES_EXPORT = {(site / "model.json").read_text(encoding="utf-8")};\n'
+    text = (site / 'model.json').read_text(encoding='utf-8')
+    assert script == f'window.MLP_NAMES_EXPORT = {text};\n'
