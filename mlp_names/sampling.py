@@ -390,6 +390,7 @@ def _unpack(layers: list[dict], tensors: dict) -> Sequential:
     get = lambda key: tensors[key].to(torch.float32)
     return Sequential([_layer_from_json(d, get) for d in layers]).eval()
 
+# %% ../nbs/06_sampling.ipynb 73
 def weights_card(source: Run | Sampler, words: list[str] | None = None,
                  dtype: torch.dtype | None = None, note: dict | None = None) -> tuple[bytes, dict]:
     """The safetensors bytes of `source`'s folded model (as `dtype`, default float32), and its
@@ -418,7 +419,7 @@ def weights_card(source: Run | Sampler, words: list[str] | None = None,
             **measured, 'source': note if note is not None else s.info.get('source')}
     return blob, card
 
-# %% ../nbs/06_sampling.ipynb 73
+# %% ../nbs/06_sampling.ipynb 74
 def _sealed(card: dict) -> bytes:
     "`card` as JSON whose `json_sha256` is the SHA-256 of the text with those 64 digits as zeros."
     text = json.dumps({**card, 'json_sha256': '0' * 64}, indent=1).encode('utf-8')
@@ -432,7 +433,7 @@ def write_weights(source: Run | Sampler, path, words: list[str] | None = None,
     atomic_write_bytes(path, blob)
     return atomic_write_bytes(path.with_suffix('.json'), _sealed({'weights': path.name, **card}))
 
-# %% ../nbs/06_sampling.ipynb 74
+# %% ../nbs/06_sampling.ipynb 75
 def read_weights(path, fix: str = 'write it again with `mlp-names export --format safetensors`'):
     "The model file `path` (the .json) checked byte for byte: a `Sampler`, `info` its record."
     path = Path(path)
@@ -466,7 +467,7 @@ def read_weights(path, fix: str = 'write it again with `mlp-names export --forma
     except (KeyError, TypeError, ValueError, RuntimeError, SafetensorError) as e:
         raise damaged(f'{type(e).__name__}: {e}') from None
 
-# %% ../nbs/06_sampling.ipynb 80
+# %% ../nbs/06_sampling.ipynb 81
 PRETRAINED = Path(mlp_names.__file__).parent / 'pretrained.json'  # pretrained.safetensors beside it
 
 @patch(cls_method=True)
@@ -478,7 +479,7 @@ def pretrained(cls: Sampler) -> Sampler:
     except FileNotFoundError as e:
         raise UserError(f'the model shipped with mlp_names is missing ({e}); {fix}') from None
 
-# %% ../nbs/06_sampling.ipynb 87
+# %% ../nbs/06_sampling.ipynb 88
 class _LogProbs(torch.nn.Module):
     "The inference network as a torch module: contexts in, next-character log-probabilities out."
     def __init__(self, net: Sequential): super().__init__(); self.net = net
