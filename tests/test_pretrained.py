@@ -171,9 +171,8 @@ def test_evaluate_recomputes_the_recorded_losses_from_the_shipped_file(tmp_path)
     assert r.returncode == 0 and NOTICE in r.stderr, r.stderr
     recorded = json.loads(PRETRAINED.read_text())['losses']
     recomputed = json.loads(r.stdout)
-    assert {k: round(v, 4) for k, v in recomputed.items()} == {
-        k: round(v, 4) for k, v in recorded.items()
-    }
+    assert round(recomputed['val'], 4) == round(recorded['val'], 4)  # the Done-when: val, to 4 decimals
+    assert all(abs(recomputed[k] - recorded[k]) < 1e-5 for k in recorded)  # float32: rounding only
     assert abs(recorded['val'] - 1.9228) < 5e-4  # bench/results.md: the best run in float32
 
 
