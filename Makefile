@@ -9,7 +9,7 @@ TORCH_INDEX ?=
 # extra arguments for `make train`, e.g. `make train ARGS="--force"` or `make train ARGS="--resume --steps 40000"`
 ARGS ?=
 
-.PHONY: setup setup-dev train test readme notebooks bench results docs docs-check clean-venv
+.PHONY: setup setup-dev train test readme notebooks bench results pretrained docs docs-check clean-venv
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -67,6 +67,13 @@ bench: setup
 # minutes on 2 cores); prints the table of losses, times and sample novelty that the README quotes
 results: setup
 	$(BIN)/python bench/results.py --markdown bench/results.md --json bench/results.json
+
+# the model shipped with the package, mlp_names/pretrained.safetensors + pretrained.json, from a run of the best preset
+# (train it first: mlp-names train --preset best --threads 2 --run runs/best); the site's try.html model is made from
+# it by `make docs`. PRETRAINED_ARGS="--export FILE --note TEXT" converts an exported model instead (see the guide)
+PRETRAINED_ARGS ?= --run runs/best
+pretrained: setup-dev
+	$(BIN)/python tools/pretrained.py $(PRETRAINED_ARGS)
 
 # the book as a website in _docs/ (open _docs/index.html), built by Sphinx + MyST-NB (docs/conf.py) from the
 # notebooks' stored outputs: nothing re-runs. -W: any warning fails the build; -E: every page is read afresh

@@ -50,6 +50,8 @@ setuptools.setup(
     keywords=cfg['keywords'],
     packages=setuptools.find_packages(include=[cfg['lib_name'], cfg['lib_name'] + '.*']),
     include_package_data=True,
+    # the model shipped with the package (chapter 06, `Sampler.pretrained`): its weights and their record
+    package_data={cfg['lib_name']: ['pretrained.safetensors', 'pretrained.json']},
     install_requires=requirements,
     extras_require={'dev': dev_requirements},
     python_requires='>=' + min_python,

@@ -1,7 +1,8 @@
 """Sphinx configuration of the book's website (`make docs`): the notebooks of nbs/ as pages, from their stored
 outputs (MyST-NB, nothing re-runs), the API reference of each chapter's module (autodoc), offline math (the
 MathJax that django-static-mathjax ships) and Sphinx's own search. `try.html`, the name generator, is copied
-as it is from docs/try/, with the exported model it samples from (model.json, also written as model.js).
+as it is from docs/try/, with the model it samples from, made from the one shipped with the package
+(model.json, also written as model.js).
 
 nbdev's cell directives keep their meaning: before MyST-NB reads a notebook, `notebook_as_nbdev_shows_it`
 drops `#| hide` cells, turns `echo: false` / `output: false` into MyST-NB's remove-input / remove-output tags,
@@ -11,7 +12,7 @@ Besides the notebooks, nbs/ holds one page written by hand in MyST Markdown, the
 of the home page lists the chapters by file name, then the guide (`site_pages`). The links of both kinds of page
 are written for the repository (`../bench/README.md`) and rewritten for the site (`repo_link`).
 """
-import configparser, importlib, importlib.util, inspect, re, shutil, sys
+import configparser, importlib, importlib.util, inspect, json, re, shutil, sys
 from pathlib import Path
 
 import nbformat
@@ -207,12 +208,16 @@ def copy_mathjax(app, exception):
 
 
 def model_script(app, exception):
-    """try.html's model: the exported JSON as a script (model.js), since a file:// page may not read other files."""
+    """try.html's model, made from the model shipped with the package (mlp_names/pretrained.*, the
+    one copy kept): model.json in the export format of chapter 06, and the same as a script
+    (model.js), since a file:// page may not read other files."""
     if exception or app.builder.format != 'html':
         return
-    model = Path(app.confdir) / 'try' / 'model.json'
-    text = model.read_text(encoding='utf-8')
-    (Path(app.outdir) / 'model.js').write_text(f'window.MLP_NAMES_EXPORT = {text.strip()};\n', encoding='utf-8')
+    from mlp_names.sampling import Sampler, export_model
+    text = json.dumps(export_model(Sampler.pretrained()), separators=(',', ':'))
+    (Path(app.outdir) / 'model.json').write_text(text, encoding='utf-8')
+    script = f'window.MLP_NAMES_EXPORT = {text};\n'
+    (Path(app.outdir) / 'model.js').write_text(script, encoding='utf-8')
 
 
 def setup(app):

@@ -19,13 +19,14 @@ import torch
 import mlp_names
 from .vocab import UserError, shown_letters
 from .dataset import MAX_WORD_LEN, split_words
-from .files import load_words
-from .train import setting_problem
+from .files import load_words, names_path
+from .train import Run, setting_problem
 from .fused import check_bf16
 from .deeper import PRESETS, DeeperConfig, preset
-from .runs import continue_run, load_run, run_words, start_run
-from .sampling import (Sampler, _check_letters, iter_samples, reference_scores, sample, sample_quality,
-                                sampling_problem, score, write_export)
+from .runs import continue_run, load_run, run_words, start_run, words_sha256
+from .sampling import (KnownWords, Sampler, _check_letters, as_sampler, iter_samples, model_losses,
+                                reference_scores, sample, sample_quality, sampling_problem, score,
+                                write_export, write_onnx, write_weights)
 
 if _HOLD:
     signal.signal(signal.SIGINT, signal.default_int_handler)
@@ -33,9 +34,13 @@ if _HOLD:
         print('mlp-names: interrupted', file=sys.stderr)
         raise SystemExit(130)
 
+DEFAULT_RUN = 'runs/names'  # the run of `train` without --run, and of the other commands
+_RUN_HELP = (f'run directory (default: {DEFAULT_RUN}; where it does not exist, the model '
+             'shipped with mlp_names)')
+
 # %% auto 0
-__all__ = ['SHORT_NAMES', 'DATA_HELP', 'SCORE_CHUNK', 'MAX_LINE_BYTES', 'GRAPHS', 'COMMANDS', 'add_config_flags', 'build_parser',
-           'cmd_train', 'cmd_sample', 'cmd_evaluate', 'cmd_score', 'cmd_plot', 'cmd_export', 'main']
+__all__ = ['DEFAULT_RUN', 'SHORT_NAMES', 'DATA_HELP', 'SCORE_CHUNK', 'MAX_LINE_BYTES', 'GRAPHS', 'COMMANDS', 'add_config_flags',
+           'build_parser', 'cmd_train', 'cmd_sample', 'cmd_evaluate', 'cmd_score', 'cmd_plot', 'cmd_export', 'main']
 
 # %% ../nbs/07_cli.ipynb 5
 SHORT_NAMES = {'max_steps': '--steps', 'init_seed': '--seed'}
@@ -77,7 +82,7 @@ def _train_parser(sub, fmt) -> None:
     "The flags of `mlp-names train`."
     p = sub.add_parser('train', help='train a model and save the run', formatter_class=fmt,
                        description='Train a model into a run directory; print its losses and 20 names.')
-    p.add_argument('--run', default='runs/names', help='run directory')
+    p.add_argument('--run', default=DEFAULT_RUN, help='run directory')
     p.add_argument('--data', help='one-word-per-line text file (default: names.txt, fetched if needed)')
     p.add_argument('--resume', action='store_true', help='continue the run in --run up to --steps')
     p.add_argument('--force', action='store_true', help='replace a run that already exists in --run')
@@ -90,7 +95,7 @@ def _sample_parser(sub, fmt) -> None:
     "The flags of `mlp-names sample`."
     p = sub.add_parser('sample', help='print generated names', formatter_class=fmt,
                        description='Print generated names, one per line as they come (or one JSON list).')
-    p.add_argument('--run', default='runs/names', help='run directory')
+    p.add_argument('--run', help=_RUN_HELP)
     p.add_argument('-n', type=_sampling_type('n'), default=20, help='how many names')
     p.add_argument('--seed', type=_sampling_type('seed'), help='repeat the names of an earlier call '
                    '(default: a fresh seed each call, printed on standard error)')
@@ -111,7 +116,7 @@ def _score_parser(sub, fmt) -> None:
                        description='For each name: nats (its negative log-likelihood, end included), nats per letter, '
                                    "and the share of the run's validation names it is more name-like than.")
     p.add_argument('names', nargs='+', metavar='NAME', help="names to score; '-' reads names from standard input, one per line")
-    p.add_argument('--run', default='runs/names', help='run directory')
+    p.add_argument('--run', help=_RUN_HELP)
     p.add_argument('--json', action='store_true', help='print a JSON list of {"name", "nats", "nats_per_char", "percentile"}')
     p.add_argument('--skip-bad', action='store_true', help='score the good names and report the bad ones on '
                    'standard error (default: stop at the first bad one, before any output)')
@@ -120,30 +125,38 @@ def _score_parser(sub, fmt) -> None:
 def _evaluate_parser(sub, fmt) -> None:
     "The flags of `mlp-names evaluate`."
     p = sub.add_parser('evaluate', help='loss of each split', description='Print the loss of each split.', formatter_class=fmt)
-    p.add_argument('--run', default='runs/names', help='run directory')
+    p.add_argument('--run', help=_RUN_HELP)
     p.add_argument('--data', help=DATA_HELP)
     p.add_argument('--samples', type=_sampling_type('n'), default=0, metavar='N',
                    help='also report on N samples at temperature 1: share in the training set, new, distinct; mean length')
     p.add_argument('--json', action='store_true', help='print {"train": ..., "val": ..., "test": ...} (and "samples": {...})')
 
+# %% ../nbs/07_cli.ipynb 11
 def _plot_parser(sub, fmt) -> None:
     "The flags of `mlp-names plot`."
-    p = sub.add_parser('plot', help='write the diagnostics graphs', description='Write graph1.png … graph5.png and loss.png of a run, all six or none.', formatter_class=fmt)
-    p.add_argument('--run', default='runs/names', help='run directory')
+    p = sub.add_parser('plot', help='write the diagnostics graphs', formatter_class=fmt,
+                       description='Write graph1.png … graph5.png and loss.png of a run, all six or none.')
+    p.add_argument('--run', default=DEFAULT_RUN, help='run directory')
     p.add_argument('--out', help='where to write the PNG files (default: the run directory)')
     p.add_argument('--data', help="word file for the inspection batch (default: the run's own data)")
 
 def _export_parser(sub, fmt) -> None:
     "The flags of `mlp-names export`."
-    p = sub.add_parser('export', help='write the model as a portable JSON file', formatter_class=fmt,
-                       description="Write the run's model as a small JSON file (chapter 06): vocabulary, context size, "
-                                   "folded weights, settings and a filter of the training words, for other programs.")
-    p.add_argument('--run', default='runs/names', help='run directory')
-    p.add_argument('--out', required=True, metavar='FILE', help='the JSON file to write')
+    about = ("Write the run's model for other programs (chapter 06): a small JSON file "
+             "(vocabulary, context size, folded weights, settings, a filter of the training "
+             "words; what try.html reads), safetensors weights with a JSON record beside them, "
+             "or an ONNX graph.")
+    p = sub.add_parser('export', help='write the model as a file for other programs',
+                       description=about, formatter_class=fmt)
+    p.add_argument('--run', help=_RUN_HELP)
+    p.add_argument('--out', required=True, metavar='FILE',
+                   help='the file to write (NAME.safetensors: its NAME.json goes beside it)')
+    p.add_argument('--format', choices=('json', 'safetensors', 'onnx'), default='json',
+                   help='what to write')
     p.add_argument('--data', help=DATA_HELP)
     p.add_argument('--force', action='store_true', help='replace --out if it exists')
 
-# %% ../nbs/07_cli.ipynb 11
+# %% ../nbs/07_cli.ipynb 12
 class _ShowDefaults(argparse.ArgumentDefaultsHelpFormatter):
     "Show each option's default, except where there is none to show."
     def _get_help_string(self, action):
@@ -157,7 +170,7 @@ def build_parser() -> argparse.ArgumentParser:
     for add in (_train_parser, _sample_parser, _score_parser, _evaluate_parser, _plot_parser, _export_parser): add(sub, _ShowDefaults)
     return p
 
-# %% ../nbs/07_cli.ipynb 14
+# %% ../nbs/07_cli.ipynb 15
 def _in_flags(message: str) -> str:
     "A library message with the names of the config's settings written as the flags that set them."
     names = sorted((f.name for f in dataclasses.fields(DeeperConfig)), key=len, reverse=True)
@@ -187,22 +200,47 @@ def cmd_train(args) -> None:
     print(f'saved to {args.run}')
     print('samples:', ', '.join(sample(run, n=20, seed=0)))
 
-# %% ../nbs/07_cli.ipynb 16
-def _split_of(run, words: list[str], part: int) -> list[str]:
-    "The words of one split of `words` as `run` split them (0 train, 1 validation, 2 test)."
-    return split_words(words, run.config.split_seed)[part]
+# %% ../nbs/07_cli.ipynb 17
+def _model_of(args) -> Run | Sampler:
+    "The run of --run; else runs/names; where there is none, the model shipped with mlp_names."
+    if args.run is not None or os.path.lexists(DEFAULT_RUN):
+        return load_run(args.run or DEFAULT_RUN)
+    s = Sampler.pretrained()
+    preset, val = s.info['source']['preset'], s.info['losses']['val']
+    print(f"mlp-names {args.command}: no run in {DEFAULT_RUN}, so using the model shipped with "
+          f"mlp_names {mlp_names.__version__}: preset {preset}, val {val:.4f} on names.txt; "
+          "train your own with `mlp-names train`", file=sys.stderr)
+    return s
 
+def _config(model: Run | Sampler) -> DeeperConfig: return as_sampler(model).info['config']
+
+def _words(model: Run | Sampler, args) -> list[str]:
+    "The words `model` trained on, found as `run_words` finds a run's; the shipped model's in names.txt."
+    if isinstance(model, Run): return run_words(model, args.data)
+    words = load_words(args.data)
+    if words_sha256(words) != model.info['card']['data_sha256']:
+        raise UserError(f"{args.data or names_path()} holds other words than the shipped model trained on "
+                        "(checksum differs); give names.txt with --data")
+    return words
+
+def _split_of(model: Run | Sampler, words: list[str], part: int) -> list[str]:
+    "The words of one split of `words`, split as `model`'s were (0 train, 1 validation, 2 test)."
+    return split_words(words, _config(model).split_seed)[part]
+
+# %% ../nbs/07_cli.ipynb 18
 def cmd_sample(args) -> None:
     if args.min_len > args.max_len:
         raise UserError(f'--min-len {args.min_len} is above --max-len {args.max_len}; lower --min-len or raise --max-len')
     if len(args.prefix) > args.max_len:
         raise UserError(f'--prefix {shown_letters(args.prefix)} has {len(args.prefix):,} letters, more than --max-len {args.max_len}; '
                          'shorten it or raise --max-len')
-    run = load_run(args.run)
-    torch.set_num_threads(run.config.threads)  # small matrices: more threads only wait for each other
-    exclude = set(_split_of(run, run_words(run, args.data), 0)) if args.novel else None
+    model = _model_of(args)
+    torch.set_num_threads(_config(model).threads)  # small matrices: more threads only wait
+    exclude = None
+    if args.novel and isinstance(model, Run): exclude = set(_split_of(model, _words(model, args), 0))
+    elif args.novel: exclude = KnownWords(model.info['known'])  # the shipped model's filter of them
     seed = secrets.randbelow(2**31) if args.seed is None else args.seed  # new names at each call by default
-    names = iter_samples(Sampler.of(run), n=args.n, seed=seed, temperature=args.temperature,
+    names = iter_samples(as_sampler(model), n=args.n, seed=seed, temperature=args.temperature,
                          top_k=args.top_k, prefix=args.prefix, min_len=args.min_len, max_len=args.max_len,
                          exclude=exclude, unique=args.unique)
     if args.seed is None: print(f'seed {seed}: repeat with --seed {seed}', file=sys.stderr)  # a draw to keep
@@ -210,13 +248,19 @@ def cmd_sample(args) -> None:
     else:
         for name in names: print(name)
 
+# %% ../nbs/07_cli.ipynb 19
+def _losses(model: Run | Sampler, args) -> tuple[dict, list[str]]:
+    "Each split's loss, and the words: the model's own only, since other words' splits are not its splits."
+    words = _words(model, args)
+    if isinstance(model, Run): return model.losses(words), words
+    return model_losses(model, words, _config(model).split_seed), words
+
 def cmd_evaluate(args) -> None:
-    run = load_run(args.run)
-    words = run_words(run, args.data)  # the run's own words only: other words' splits are not its splits
-    losses = run.losses(words)
+    model = _model_of(args)
+    losses, words = _losses(model, args)
     if args.samples:
-        torch.set_num_threads(run.config.threads)
-        q = sample_quality(run, _split_of(run, words, 0), n=args.samples)
+        torch.set_num_threads(_config(model).threads)
+        q = sample_quality(model, _split_of(model, words, 0), n=args.samples)
     if args.json: print(json.dumps({**losses, 'samples': q} if args.samples else losses))
     else:
         for name, value in losses.items(): print(f'{name:5s} {value:.4f}')
@@ -224,7 +268,7 @@ def cmd_evaluate(args) -> None:
             print(f"{q['samples']:,} samples at temperature 1: {q['in_train']:.1%} in the training set, {q['new']:.1%} new, "
                   f"{q['distinct']:.1%} distinct; mean length {q['mean_len']:.2f} (training words {q['data_mean_len']:.2f})")
 
-# %% ../nbs/07_cli.ipynb 17
+# %% ../nbs/07_cli.ipynb 20
 SCORE_CHUNK = 10_000  # names scored at a time: memory stays bounded whatever the length of the input
 MAX_LINE_BYTES = 4 * MAX_WORD_LEN + 2  # the longest word of chapter 01 in UTF-8, and its line end
 
@@ -241,7 +285,7 @@ def _stdin_lines():
         try: yield n, raw.decode('utf-8'), None
         except UnicodeDecodeError: yield n, None, 'not valid UTF-8; give UTF-8 text'
 
-# %% ../nbs/07_cli.ipynb 18
+# %% ../nbs/07_cli.ipynb 21
 def _names_to_score(args, vocab):
     "(where, name, problem) of each name: None for the command line's, the line of standard input's ('-')."
     for arg in args.names:
@@ -274,7 +318,7 @@ def _spool(args, vocab, names_file) -> int:
               f"(the first: {why})", file=sys.stderr)
     return width
 
-# %% ../nbs/07_cli.ipynb 19
+# %% ../nbs/07_cli.ipynb 22
 def _chunks(names_file):
     "The names written by `_spool`, `SCORE_CHUNK` at a time."
     names_file.seek(0)
@@ -285,22 +329,25 @@ def _chunks(names_file):
     if chunk: yield chunk
 
 def cmd_score(args) -> None:
-    run = load_run(args.run)
+    model = _model_of(args)
+    s = as_sampler(model)
     with tempfile.TemporaryFile() as names_file:  # every name checked before any is scored, held on disk
-        width = _spool(args, run.vocab, names_file)
-        torch.set_num_threads(run.config.threads)
-        reference = reference_scores(run, _split_of(run, run_words(run, args.data), 1))
+        width = _spool(args, s.vocab, names_file)
+        torch.set_num_threads(_config(model).threads)
+        # the validation words of a run; the shipped model carries its own reference scores
+        reference = (reference_scores(s, _split_of(model, _words(model, args), 1)) if isinstance(model, Run)
+                     else None)
         first = True
         if args.json: sys.stdout.write('[')
         for chunk in _chunks(names_file):
-            for r in score(run, chunk, reference=reference):
+            for r in score(s, chunk, reference=reference):
                 if args.json: sys.stdout.write(('' if first else ', ') + json.dumps(r))
                 else: print(f"{r['name']:{width}}  {r['nats']:7.3f} nats  {r['nats_per_char']:.3f} per letter  "
                             f"more name-like than {r['percentile']:.1f}% of the validation names")
                 first = False
         if args.json: print(']')
 
-# %% ../nbs/07_cli.ipynb 20
+# %% ../nbs/07_cli.ipynb 23
 class _HeldInterrupts:
     "A block that a Ctrl-C does not cut: the interrupt waits for its end, then is raised."
     def __enter__(self):
@@ -315,7 +362,7 @@ def _finished(args) -> None:
     "The command's work is done: in its own process, a Ctrl-C from here to the exit is ignored, not reported."
     if getattr(args, 'whole_process', False): signal.signal(signal.SIGINT, signal.SIG_IGN)
 
-# %% ../nbs/07_cli.ipynb 21
+# %% ../nbs/07_cli.ipynb 24
 GRAPHS = 6  # graph1.png … graph5.png and loss.png (chapter 05's GRAPH_FILES)
 
 def _plot_into(args, out: Path, staging: list) -> list[Path]:
@@ -341,19 +388,38 @@ def cmd_plot(args) -> None:
     _finished(args)
     for path in paths: print(path)
 
-# %% ../nbs/07_cli.ipynb 22
+# %% ../nbs/07_cli.ipynb 25
 def cmd_export(args) -> None:
     out = Path(args.out)
+    written = [out, out.with_suffix('.json')] if args.format == 'safetensors' else [out]
+    if args.format == 'safetensors' and out.suffix != '.safetensors':
+        name = out.with_suffix('.safetensors')
+        raise UserError(f'--out {args.out}: a safetensors export is named NAME.safetensors (its '
+                        f'record NAME.json goes beside it); e.g. --out {name}')
     if out.is_dir(): raise UserError(f'--out {args.out} is a folder; give the name of the file to write, e.g. {out / "model.json"}')
-    if out.exists() and not args.force:
-        raise UserError(f'--out {args.out} already exists; pass --force to replace it, or choose another --out')
-    run = load_run(args.run)
-    train_words = _split_of(run, run_words(run, args.data), 0)  # --novel's words, as `sample` takes them
-    with _HeldInterrupts():  # written and said, or neither
-        path = write_export(run, train_words, out)
-        _finished(args)
-    print(f'exported the run in {args.run} (step {run.step}) to {path}: {path.stat().st_size:,} bytes')
+    if (there := next((p for p in written if p.exists()), None)) and not args.force:
+        what = ' already exists' if there == out else f': its record {there} already exists'
+        raise UserError(f'--out {args.out}{what}; pass --force to replace it, or choose another '
+                        '--out')
+    model = _model_of(args)
+    if isinstance(model, Run):
+        words = _words(model, args)
+        train_words = _split_of(model, words, 0)  # --novel's words, as `sample` takes them
+        what = f'the run in {args.run or DEFAULT_RUN} (step {model.step})'
+    elif args.data is not None:
+        raise UserError('--data is for the words of a --run; the shipped model has its own record '
+                        'of them')
+    else:
+        words, train_words = None, None
+        what = f'the model shipped with mlp_names {mlp_names.__version__}'
+    if args.format == 'json': write_export(model, train_words, out)
+    elif args.format == 'safetensors': write_weights(model, out, words)
+    else: write_onnx(model, out)
+    _finished(args)  # written: a Ctrl-C from here on does not undo it
+    sizes = ' and '.join(f'{p}: {p.stat().st_size:,} bytes' for p in written)
+    print(f'exported {what} to {sizes}')
 
+# %% ../nbs/07_cli.ipynb 26
 COMMANDS = {'train': cmd_train, 'sample': cmd_sample, 'score': cmd_score, 'evaluate': cmd_evaluate, 'plot': cmd_plot, 'export': cmd_export}
 
 def main(argv: list[str] | None = None) -> int:

@@ -4,24 +4,32 @@
 
 # %% ../nbs/06_sampling.ipynb 2
 from __future__ import annotations
-import base64, binascii, copy, json, math
-from dataclasses import dataclass
+import base64, binascii, copy, io, json, math, re, warnings
+from dataclasses import dataclass, field
 from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as F
+from fastcore.basics import patch
+from safetensors import SafetensorError
+from safetensors.torch import load as load_safetensors, save as save_safetensors
+import mlp_names
 from .vocab import BOUNDARY, UserError, Vocab, shown_letters
+from .dataset import split_words
 from .files import build_dataset_fast
-from .files import atomic_write_bytes
+from .files import atomic_write_bytes, sha256_of
 from .layers import BatchNorm1d, Embedding, Flatten, Layer, LeakyRelu, Linear, Sequential
-from .train import Run
+from .train import Run, evaluate
 from .deeper import DeeperConfig, Dropout, FlattenConsecutive
+from .runs import words_sha256
 
 # %% auto 0
-__all__ = ['CHUNK', 'MAX_LEN', 'CELLS', 'SAMPLING_LIMITS', 'EXPORT_FORMAT', 'EXPORT_VERSION', 'fold_batchnorm', 'inference_net',
-           'next_char_probs', 'sampling_problem', 'Sampler', 'as_sampler', 'iter_samples', 'sample', 'sample_quality',
-           'name_nats', 'reference_scores', 'score', 'tensor_to_json', 'tensor_from_json', 'bloom_positions',
-           'bloom_filter', 'bloom_contains', 'export_model', 'write_export', 'read_export']
+__all__ = ['CHUNK', 'MAX_LEN', 'CELLS', 'SAMPLING_LIMITS', 'EXPORT_FORMAT', 'EXPORT_VERSION', 'WEIGHTS_FORMAT', 'WEIGHTS_VERSION',
+           'PRETRAINED', 'fold_batchnorm', 'inference_net', 'next_char_probs', 'sampling_problem', 'Sampler',
+           'as_sampler', 'iter_samples', 'sample', 'sample_quality', 'name_nats', 'reference_scores', 'score',
+           'tensor_to_json', 'tensor_from_json', 'bloom_positions', 'bloom_filter', 'bloom_contains', 'export_model',
+           'write_export', 'read_export', 'KnownWords', 'model_losses', 'weights_card', 'write_weights', 'read_weights',
+           'onnx_bytes', 'write_onnx']
 
 # %% ../nbs/06_sampling.ipynb 5
 @torch.no_grad()
@@ -140,13 +148,15 @@ class Sampler:
     model: Sequential
     vocab: Vocab
     block_size: int
+    info: dict = field(default_factory=dict)  # more on the model: its config; a model file's record
 
     def __post_init__(self):
         _check_finite(self.model)
         self.net = inference_net(self.model)
 
     @classmethod
-    def of(cls, run: Run) -> Sampler: return cls(run.model, run.vocab, run.config.block_size)
+    def of(cls, run: Run) -> Sampler:
+        return cls(run.model, run.vocab, run.config.block_size, {'config': run.config})
 
 def as_sampler(source: Sampler | Run) -> Sampler:
     "`source` if it is a `Sampler`; a run made into one."
@@ -162,7 +172,8 @@ def iter_samples(sampler: Sampler | Run, n: int = 20, seed: int = 0,
     s = as_sampler(sampler)
     _check_sampling(n, seed, temperature, max_len, min_len, top_k)
     _check_prefix(prefix, s.vocab, max_len)
-    exclude = exclude if isinstance(exclude, (set, frozenset, dict)) else set(exclude or ())
+    listed = exclude is None or hasattr(exclude, '__iter__')  # else: a container, not a list
+    if listed and not isinstance(exclude, (set, frozenset, dict)): exclude = set(exclude or ())
     max_tries = 10 * n + 100_000 if max_tries is None else max_tries
     if problem := sampling_problem('max_tries', max_tries): raise UserError(f"max_tries {problem} (or None)")
     g = torch.Generator().manual_seed(seed)
@@ -217,19 +228,20 @@ def name_nats(sampler: Sampler | Run, names: list[str], batch: int = 8_192) -> t
         logp[i:i + batch] = F.log_softmax(net(X[i:i + batch]).double(), 1).gather(1, Y[i:i + batch, None])[:, 0]
     return torch.zeros(len(names), dtype=torch.float64).index_add_(0, word, -logp)
 
-def reference_scores(sampler: Sampler | Run, reference: list[str]) -> torch.Tensor:
-    "The nats per character of each `reference` name, sorted: what `score`'s percentiles compare with."
-    nats = name_nats(sampler, reference)
-    return (nats / torch.tensor([len(w) + 1 for w in reference], dtype=torch.float64)).sort().values
+def reference_scores(sampler: Sampler | Run, words: list[str]) -> torch.Tensor:
+    "The nats per character of `words`, sorted (float64): what `score` ranks a name among."
+    nats = name_nats(sampler, words)
+    return (nats / torch.tensor([len(w) + 1 for w in words], dtype=torch.float64)).sort().values
 
 def score(sampler: Sampler | Run, names: list[str], reference: list[str] | torch.Tensor | None = None) -> list[dict]:
     "For each name: its nats, nats per character (end included) and percentile among `reference` (None without one)."
     s = as_sampler(sampler)
     nats = name_nats(s, names)
     per_char = nats / torch.tensor([len(nm) + 1 for nm in names], dtype=torch.float64)
+    if isinstance(reference, torch.Tensor): ref = reference  # scores made once by `reference_scores`
+    else: ref = reference_scores(s, reference) if reference else s.info.get('reference')  # a file's own
     pct = [None] * len(names)
-    if reference is not None and len(reference):  # names, or their `reference_scores` computed once
-        ref = reference if isinstance(reference, torch.Tensor) else reference_scores(s, reference)
+    if ref is not None and len(ref):
         pct = ((len(ref) - torch.searchsorted(ref, per_char, right=True)).double() * 100 / len(ref)).tolist()
     return [{'name': nm, 'nats': a, 'nats_per_char': b, 'percentile': c}
             for nm, a, b, c in zip(names, nats.tolist(), per_char.tolist(), pct)]
@@ -272,47 +284,56 @@ def bloom_contains(bloom: dict, word: str) -> bool:
     return all(array[j >> 3] >> (j & 7) & 1 for j in bloom_positions(word, bloom['bits'], bloom['hashes']))
 
 # %% ../nbs/06_sampling.ipynb 61
-def _layer_to_json(layer) -> dict | None:
+def _layer_to_json(layer, put=None) -> dict | None:
+    "One folded layer as JSON; `put(key, tensor)` stands for a tensor (default: base64 numbers)."
+    put = put or (lambda key, t: tensor_to_json(t))
     kind = type(layer).__name__
     if isinstance(layer, Linear):
-        return {'type': 'Linear', 'weight': tensor_to_json(layer.weight),
-                'bias': None if layer.bias is None else tensor_to_json(layer.bias)}
-    if isinstance(layer, Embedding): return {'type': 'Embedding', 'weight': tensor_to_json(layer.weight)}
+        return {'type': 'Linear', 'weight': put('weight', layer.weight),
+                'bias': None if layer.bias is None else put('bias', layer.bias)}
+    if isinstance(layer, Embedding):
+        return {'type': 'Embedding', 'weight': put('weight', layer.weight)}
     if isinstance(layer, LeakyRelu): return {'type': 'LeakyRelu', 'negative_slope': float(layer.negative_slope)}
     if isinstance(layer, FlattenConsecutive): return {'type': 'FlattenConsecutive', 'n': layer.n}
     if isinstance(layer, Flatten): return {'type': 'Flatten'}
     if isinstance(layer, Dropout): return None  # the identity at inference
     if isinstance(layer, BatchNorm1d):
-        return {'type': 'BatchNorm1d', 'eps': layer.eps, **{k: tensor_to_json(getattr(layer, a)) for k, a in
+        return {'type': 'BatchNorm1d', 'eps': layer.eps, **{k: put(k, getattr(layer, a)) for k, a in
                 (('mean', 'running_mean'), ('var', 'running_var'), ('gamma', 'gamma'), ('beta', 'beta'))}}
     raise UserError(f'cannot export a model with a {kind} layer')
 
-def export_model(run: Run, train_words: list[str]) -> dict:
-    "The portable form of `run` (see the table above): vocabulary, context size, config, folded layers, known words."
-    layers = [d for l in fold_batchnorm(run.model) if (d := _layer_to_json(l)) is not None]
-    return {'format': EXPORT_FORMAT, 'version': EXPORT_VERSION, 'vocab': list(run.vocab.itos),
-            'block_size': run.config.block_size, 'config': run.config.to_dict(), 'layers': layers,
-            'known': bloom_filter(train_words)}
+def export_model(source: Run | Sampler, train_words: list[str] | None = None) -> dict:
+    "The portable form of `source` (the table above); known words: `train_words`, or a file's own."
+    s = as_sampler(source)
+    if 'config' not in s.info or (train_words is None and 'known' not in s.info):
+        raise UserError('export_model needs a run (or a model file) and the words it trained on '
+                        '(train_words)')
+    layers = [d for l in fold_batchnorm(s.model) if (d := _layer_to_json(l)) is not None]
+    return {'format': EXPORT_FORMAT, 'version': EXPORT_VERSION, 'vocab': list(s.vocab.itos),
+            'block_size': s.block_size, 'config': s.info['config'].to_dict(), 'layers': layers,
+            'known': bloom_filter(train_words) if train_words is not None else s.info['known']}
 
-def write_export(run: Run, train_words: list[str], path) -> Path:
-    "Write `export_model(run, train_words)` to `path` as JSON, never leaving a partial file."
-    text = json.dumps(export_model(run, train_words), separators=(',', ':'))
+def write_export(source: Run | Sampler, train_words: list[str] | None, path) -> Path:
+    "Write `export_model(source, train_words)` to `path` as JSON, never leaving a partial file."
+    text = json.dumps(export_model(source, train_words), separators=(',', ':'))
     return atomic_write_bytes(path, text.encode('utf-8'))
 
 # %% ../nbs/06_sampling.ipynb 62
-def _layer_from_json(d: dict):
-    kind = d['type']
+def _layer_from_json(d: dict, get=None):
+    "One layer from its JSON; `get(value)` is the tensor a value stands for (default: base64)."
+    get, kind = get or tensor_from_json, d['type']
     if kind == 'Linear':
         lin = Linear(1, 1, generator=torch.Generator())
-        lin.weight, lin.bias = tensor_from_json(d['weight']), d['bias'] and tensor_from_json(d['bias'])
+        lin.weight, lin.bias = get(d['weight']), d['bias'] and get(d['bias'])
         return lin
     if kind == 'Embedding':
         emb = Embedding(1, 1, generator=torch.Generator())
-        emb.weight = tensor_from_json(d['weight'])
+        emb.weight = get(d['weight'])
         return emb
     if kind == 'BatchNorm1d':
         bn = BatchNorm1d(1, eps=d['eps'])
-        bn.running_mean, bn.running_var, bn.gamma, bn.beta = (tensor_from_json(d[k]) for k in ('mean', 'var', 'gamma', 'beta'))
+        stats = (get(d[k]) for k in ('mean', 'var', 'gamma', 'beta'))
+        bn.running_mean, bn.running_var, bn.gamma, bn.beta = stats
         return bn
     simple = {'LeakyRelu': lambda: LeakyRelu(d['negative_slope']), 'Flatten': Flatten,
               'FlattenConsecutive': lambda: FlattenConsecutive(d['n'])}
@@ -333,3 +354,159 @@ def read_export(path) -> dict:
                 'config': DeeperConfig.from_dict(d['config']), 'known': d['known']}
     except (KeyError, TypeError, ValueError, RuntimeError, binascii.Error) as e:
         raise UserError(f'{path}: damaged exported model ({type(e).__name__}: {e})') from None
+
+# %% ../nbs/06_sampling.ipynb 71
+WEIGHTS_FORMAT, WEIGHTS_VERSION = 'mlp-names-weights', 1
+_SEAL = re.compile(rb'"json_sha256": "([0-9a-f]{64})"')
+
+class KnownWords:
+    "A Bloom filter's words as a container for `exclude=`: False means certainly not known."
+    def __init__(self, bloom: dict):
+        self.bits, self.hashes = bloom['bits'], bloom['hashes']
+        self.array = base64.b64decode(bloom['data'])
+    def __contains__(self, word) -> bool:
+        positions = bloom_positions(word, self.bits, self.hashes)
+        return all(self.array[j >> 3] >> (j & 7) & 1 for j in positions)
+
+def model_losses(sampler: Sampler | Run, words: list[str], split_seed: int = 42) -> dict:
+    "Loss of the inference network of `sampler` on each split of `words` (split with `split_seed`)."
+    s = as_sampler(sampler)
+    parts = split_words(words, split_seed)
+    return {name: evaluate(s.net, *build_dataset_fast(ws, s.vocab, s.block_size))
+            for name, ws in zip(('train', 'val', 'test'), parts)}
+
+# %% ../nbs/06_sampling.ipynb 72
+def _pack(model: Sequential, dtype: torch.dtype) -> tuple[list[dict], dict]:
+    "The layers of `fold_batchnorm(model)` as JSON naming tensors `layers.{i}.{key}`; the tensors."
+    tensors, layers = {}, []
+    def put(key: str, t: torch.Tensor) -> str:
+        tensors[key] = t.detach().to(dtype).contiguous()
+        return key
+    for i, layer in enumerate(l for l in fold_batchnorm(model) if not isinstance(l, Dropout)):
+        layers.append(_layer_to_json(layer, lambda key, t: put(f'layers.{i}.{key}', t)))
+    return layers, tensors
+
+def _unpack(layers: list[dict], tensors: dict) -> Sequential:
+    "The model of `_pack`'s layers and tensors, in float32 whatever the tensors are stored in."
+    get = lambda key: tensors[key].to(torch.float32)
+    return Sequential([_layer_from_json(d, get) for d in layers]).eval()
+
+# %% ../nbs/06_sampling.ipynb 73
+def weights_card(source: Run | Sampler, words: list[str] | None = None,
+                 dtype: torch.dtype | None = None, note: dict | None = None) -> tuple[bytes, dict]:
+    """The safetensors bytes of `source`'s folded model (as `dtype`, default float32), and its
+    record: losses, reference scores, known words, from those bytes on `words` (or a file's)."""
+    s = as_sampler(source)
+    dtype = dtype or getattr(torch, s.info.get('dtype', 'float32'))
+    layers, tensors = _pack(s.model, dtype)
+    blob = save_safetensors(tensors)
+    back = Sampler(_unpack(layers, load_safetensors(blob)), s.vocab, s.block_size)  # as read back
+    config = s.info['config']
+    if words is not None:
+        train, val, _ = split_words(words, config.split_seed)
+        measured = {'data_sha256': words_sha256(words),
+                    'losses': model_losses(back, words, config.split_seed),
+                    'reference': {'of': 'the validation words',
+                                  'nats_per_char': reference_scores(back, val).tolist()},
+                    'known': bloom_filter(train)}
+    elif 'losses' in s.info:  # a model file: what it recorded, made from the same numbers
+        measured = {k: s.info['card'][k] for k in ('data_sha256', 'losses', 'reference', 'known')}
+    else: raise UserError('weights_card needs the words the run trained on (words=...)')
+    card = {'format': WEIGHTS_FORMAT, 'version': WEIGHTS_VERSION,
+            'mlp_names': mlp_names.__version__,
+            'weights_sha256': sha256_of(blob), 'dtype': str(dtype).removeprefix('torch.'),
+            'vocab': list(s.vocab.itos), 'block_size': s.block_size, 'config': config.to_dict(),
+            'layers': layers,
+            **measured, 'source': note if note is not None else s.info.get('source')}
+    return blob, card
+
+# %% ../nbs/06_sampling.ipynb 74
+def _sealed(card: dict) -> bytes:
+    "`card` as JSON whose `json_sha256` is the SHA-256 of the text with those 64 digits as zeros."
+    text = json.dumps({**card, 'json_sha256': '0' * 64}, indent=1).encode('utf-8')
+    return _SEAL.sub(f'"json_sha256": "{sha256_of(text)}"'.encode(), text, count=1)
+
+def write_weights(source: Run | Sampler, path, words: list[str] | None = None,
+                  dtype: torch.dtype | None = None, note: dict | None = None) -> Path:
+    "Write `source`'s model to `path` (safetensors), its record (`weights_card`) beside it (.json)."
+    path = Path(path)
+    blob, card = weights_card(source, words, dtype, note)
+    atomic_write_bytes(path, blob)
+    return atomic_write_bytes(path.with_suffix('.json'), _sealed({'weights': path.name, **card}))
+
+# %% ../nbs/06_sampling.ipynb 75
+def read_weights(path, fix: str = 'write it again with `mlp-names export --format safetensors`'):
+    "The model file `path` (the .json) checked byte for byte: a `Sampler`, `info` its record."
+    path = Path(path)
+    data = path.read_bytes()
+    damaged = lambda why: UserError(f'{path}: damaged model file ({why}); it was not used: {fix}')
+    try: card = json.loads(data)
+    except (UnicodeDecodeError, json.JSONDecodeError): card = None
+    if not isinstance(card, dict) or card.get('format') != WEIGHTS_FORMAT:
+        if WEIGHTS_FORMAT.encode() in data: raise damaged('not readable as JSON')
+        raise UserError(f"{path}: not a model file of mlp_names (no '{WEIGHTS_FORMAT}' tag); "
+                        f"it was not used: {fix}")
+    seal = _SEAL.findall(data)
+    zeroed = _SEAL.sub(b'"json_sha256": "' + b'0' * 64 + b'"', data)
+    if len(seal) != 1 or sha256_of(zeroed) != seal[0].decode():
+        raise damaged('its bytes do not match the SHA-256 it records')
+    if card.get('version') != WEIGHTS_VERSION:
+        raise UserError(f"{path}: model file version {card.get('version')!r}, this mlp_names reads "
+                        f"{WEIGHTS_VERSION}; it was not used: {fix}")
+    try:
+        weights = path.with_name(Path(card['weights']).name)
+        blob = weights.read_bytes()
+        if sha256_of(blob) != card['weights_sha256']:
+            raise damaged(f'{weights.name} does not match its SHA-256')
+        info = {'card': card, 'config': DeeperConfig.from_dict(card['config']),
+                'losses': card['losses'],
+                'known': card['known'], 'dtype': card['dtype'], 'source': card.get('source'),
+                'reference': torch.tensor(card['reference']['nats_per_char'], dtype=torch.float64)}
+        model = _unpack(card['layers'], load_safetensors(blob))
+        return Sampler(model, Vocab(card['vocab']), card['block_size'], info)
+    except UserError: raise
+    except (KeyError, TypeError, ValueError, RuntimeError, SafetensorError) as e:
+        raise damaged(f'{type(e).__name__}: {e}') from None
+
+# %% ../nbs/06_sampling.ipynb 81
+PRETRAINED = Path(mlp_names.__file__).parent / 'pretrained.json'  # pretrained.safetensors beside it
+
+@patch(cls_method=True)
+def pretrained(cls: Sampler) -> Sampler:
+    "The model shipped with mlp_names (the `best` preset, names.txt), checked; `info`: its record."
+    fix = ('reinstall mlp_names (pip install --force-reinstall mlp_names), or train your own with '
+           '`mlp-names train`')
+    try: return read_weights(PRETRAINED, fix=fix)
+    except FileNotFoundError as e:
+        raise UserError(f'the model shipped with mlp_names is missing ({e}); {fix}') from None
+
+# %% ../nbs/06_sampling.ipynb 88
+class _LogProbs(torch.nn.Module):
+    "The inference network as a torch module: contexts in, next-character log-probabilities out."
+    def __init__(self, net: Sequential): super().__init__(); self.net = net
+    def forward(self, context: torch.Tensor) -> torch.Tensor:
+        return F.log_softmax(self.net(context), dim=1)
+
+def onnx_bytes(source: Run | Sampler) -> bytes:
+    "The inference network of `source` as ONNX: `context` int64 (B, block_size) -> `log_probs`."
+    s = as_sampler(source)
+    try: import onnx
+    except ImportError:
+        raise UserError('writing ONNX needs the onnx package (torch exports through it): '
+                        'pip install onnx') from None
+    net = inference_net(_unpack(*_pack(s.model, torch.float32)))  # folded, tensors detached
+    buf, example = io.BytesIO(), torch.zeros(2, s.block_size, dtype=torch.int64)
+    with warnings.catch_warnings(), torch.no_grad():  # it warns that it is the older exporter, and
+        warnings.simplefilter('ignore')               # of FlattenConsecutive's check (true here)
+        torch.onnx.export(_LogProbs(net), (example,), buf, dynamo=False, opset_version=17,
+                          input_names=['context'], output_names=['log_probs'],
+                          dynamic_axes={'context': {0: 'batch'}, 'log_probs': {0: 'batch'}})
+    model = onnx.load_from_string(buf.getvalue())
+    meta = {'vocab': json.dumps(list(s.vocab.itos)), 'block_size': str(s.block_size)}
+    for key, value in meta.items():
+        model.metadata_props.add(key=key, value=value)
+    return model.SerializeToString()
+
+def write_onnx(source: Run | Sampler, path) -> Path:
+    "Write `onnx_bytes(source)` to `path`, never leaving a partial file."
+    return atomic_write_bytes(path, onnx_bytes(source))

@@ -12,6 +12,7 @@ from urllib.parse import unquote, urlsplit
 
 import nbformat
 import pytest
+import torch
 
 ROOT = Path(__file__).resolve().parent.parent
 NBS = ROOT / 'nbs'
@@ -177,9 +178,21 @@ def test_the_guide_is_in_the_site_navigation():
     assert toc[0] == '```{toctree}' and toc[-2:] == ['guide', '```']
 
 
-def test_the_shipped_model_is_an_export_of_the_best_preset():
+def test_the_sites_model_is_the_one_shipped_with_the_package(site):
+    "try.html samples from mlp_names/pretrained.*, made into model.json by the build: one copy."
     from mlp_names.deeper import preset
-    from mlp_names.sampling import read_export
-    shipped, best = read_export(ROOT / 'docs' / 'try' / 'model.json')['config'], preset('best')
+    from mlp_names.sampling import Sampler, read_export
+    assert not (ROOT / 'docs' / 'try' / 'model.json').exists(), 'the site keeps no model of its own'
+    exported, shipped, best = read_export(site / 'model.json'), Sampler.pretrained(), preset('best')
     for k in ('block_size', 'merge', 'n_layers', 'n_embd', 'n_hidden', 'dropout', 'weight_decay'):
-        assert getattr(shipped, k) == getattr(best, k), k
+        assert getattr(exported['config'], k) == getattr(best, k), k
+    assert exported['known'] == shipped.info['known']
+    assert len(exported['model'].layers) == len(shipped.model.layers)
+    for a, b in zip(exported['model'].layers, shipped.model.layers):
+        assert type(a) is type(b)
+        for key in ('weight', 'bias'):
+            if getattr(b, key, None) is not None:
+                assert torch.equal(getattr(a, key), getattr(b, key)), (a, key)
+    script = (site / 'model.js').read_text(encoding='utf-8')
+    text = (site / 'model.json').read_text(encoding='utf-8')
+    assert script == f'window.MLP_NAMES_EXPORT = {text};\n'
