@@ -14,7 +14,7 @@ if _HOLD:
     # Ctrl-C while torch loads (a second or two) would break its import half-way: noted, and said once loaded
     signal.signal(signal.SIGINT, lambda *_: _loading_interrupted.append(True))
 
-import argparse, dataclasses, io, json, os, re, secrets, shutil, tempfile
+import argparse, dataclasses, io, json, math, os, re, secrets, shutil, tempfile, time
 import torch
 import mlp_names
 from .vocab import UserError, shown_letters
@@ -73,6 +73,14 @@ def _sampling_type(name: str):
 DATA_HELP = ("the run's word file, if it moved (default: the file it trained on, else $MLP_NAMES_DATA); "
              'only the same words are taken')
 
+def _minutes(text: str) -> float:
+    "An argparse type for --minutes: a number above 0."
+    try: value = float(text)
+    except ValueError: raise argparse.ArgumentTypeError(f'expected a number, got {text!r}') from None
+    if not (math.isfinite(value) and 0 < value <= 10**6):
+        raise argparse.ArgumentTypeError(f'must be above 0 and at most 1000000, got {text}')
+    return value
+
 def _train_parser(sub, fmt) -> None:
     "The flags of `mlp-names train`."
     p = sub.add_parser('train', help='train a model and save the run', formatter_class=fmt,
@@ -84,6 +92,8 @@ def _train_parser(sub, fmt) -> None:
     p.add_argument('--quiet', action='store_true', help='no progress output')
     p.add_argument('--preset', choices=list(PRESETS), help="start from a preset's settings (chapter 05a): original is the "
                    "default run; tree, wide, dropout and best are deeper models; flags given beside it override its values")
+    p.add_argument('--minutes', type=_minutes, metavar='M', help='train as many steps as fit in about M minutes of '
+                   'this machine, the whole command included (measured first; recorded as the run\'s --steps)')
     add_config_flags(p)
 
 def _sample_parser(sub, fmt) -> None:
@@ -164,18 +174,32 @@ def _in_flags(message: str) -> str:
     pattern = rf"\b(?:Train|Deeper)Config\.({'|'.join(names)})\b|\b({'|'.join(n for n in names if '_' in n)})\b"
     return re.sub(pattern, lambda m: SHORT_NAMES.get(name := m.group(1) or m.group(2), '--' + name.replace('_', '-')), message)
 
+_IMPORTED = time.monotonic()
+
+def _process_started() -> float:
+    "When this process started, as a `time.monotonic()` (where /proc is missing: when this module was imported)."
+    try:
+        ticks = int(Path('/proc/self/stat').read_text().rsplit(')', 1)[1].split()[19])  # start, since boot
+        up = float(Path('/proc/uptime').read_text().split()[0])
+        return time.monotonic() - (up - ticks / os.sysconf('SC_CLK_TCK'))
+    except (OSError, ValueError, IndexError): return _IMPORTED
+
 def cmd_train(args) -> None:
     given = {f.name: getattr(args, f.name) for f in dataclasses.fields(DeeperConfig) if hasattr(args, f.name)}
     try:
         if args.resume:
-            if extra := sorted(set(given) - {'max_steps'}) + (['preset'] if args.preset else []):
+            extra = sorted(set(given) - {'max_steps'}) + ['preset'] * bool(args.preset) + ['minutes'] * bool(args.minutes)
+            if extra:
                 raise UserError(f"--resume continues the run in {args.run} with its own settings; drop "
                                  + ', '.join('--' + k.replace('_', '-') for k in extra))
             run = continue_run(args.run, given.get('max_steps'), args.data, quiet=args.quiet)
         else:
             try: config = preset(args.preset or 'original', **given); check_bf16(config.bf16)
             except UserError as e: raise UserError(_in_flags(str(e))) from None
-            run = start_run(args.run, config, args.data, overwrite=args.force, quiet=args.quiet)
+            if args.minutes and 'max_steps' in given:
+                raise UserError('--minutes and --steps both say how long to train; give one of them')
+            run = start_run(args.run, config, args.data, overwrite=args.force, quiet=args.quiet, minutes=args.minutes,
+                            since=_process_started(), name=f"preset {args.preset or 'original'}")
     except KeyboardInterrupt:
         try: run = load_run(args.run)
         except (OSError, ValueError): raise KeyboardInterrupt from None  # stopped before its first save: nothing to say
