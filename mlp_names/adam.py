@@ -76,7 +76,7 @@ NS_COEFFICIENTS = (3.4445, -4.775, 2.0315)  # a, b, c of the quintic a·s + b·s
 
 def newton_schulz(G: torch.Tensor, steps: int = 5, coefficients=NS_COEFFICIENTS, eps: float = 1e-7,
                   dtype: torch.dtype = torch.bfloat16) -> torch.Tensor:
-    "A matrix close to U·Vᵀ of `G` = U·S·Vᵀ: the quintic Newton–Schulz iteration in `dtype`, `steps` times."
+    "Close to U·Vᵀ of `G` = U·S·Vᵀ: the quintic Newton–Schulz iteration, `steps` times in `dtype`."
     a, b, c = coefficients
     X = G.to(dtype)
     tall = X.shape[0] > X.shape[1]
@@ -89,22 +89,25 @@ def newton_schulz(G: torch.Tensor, steps: int = 5, coefficients=NS_COEFFICIENTS,
 
 # %% ../nbs/03_adam.ipynb 19
 class Muon:
-    "Muon: momentum (Nesterov), orthogonalised by Newton–Schulz, for 2-D weight matrices; decoupled weight decay."
+    "Momentum (Nesterov) orthogonalised by Newton–Schulz, for weight matrices; decoupled weight decay."
     def __init__(self, params, lr: float = 1e-3, momentum: float = 0.95, weight_decay: float = 0.1,
-                 nesterov: bool = True, ns_steps: int = 5, ns_coefficients=NS_COEFFICIENTS, eps: float = 1e-7,
-                 ns_dtype: torch.dtype = torch.bfloat16):
+                 nesterov: bool = True, ns_steps: int = 5, ns_coefficients=NS_COEFFICIENTS,
+                 eps: float = 1e-7, ns_dtype: torch.dtype = torch.bfloat16):
         self.params = list(params)
         if not self.params: raise UserError("Muon got no parameters to optimize")
         for i, p in enumerate(self.params):
-            if not isinstance(p, torch.Tensor) or not p.requires_grad or not p.is_leaf or p.ndim != 2:
-                raise UserError(f"Muon parameter {i} must be a 2-D leaf tensor with requires_grad=True (a weight "
-                                f"matrix), got shape {tuple(getattr(p, 'shape', ()))}; give the others to Adam")
+            leaf = isinstance(p, torch.Tensor) and p.requires_grad and p.is_leaf
+            if not leaf or p.ndim != 2:
+                raise UserError(f"Muon parameter {i} must be a 2-D leaf tensor with requires_grad=True "
+                                f"(a weight matrix), got shape {tuple(getattr(p, 'shape', ()))}; "
+                                "give the others to Adam")
         if not lr >= 0: raise UserError(f"lr must be >= 0, got {lr}")
         if not 0 <= momentum < 1: raise UserError(f"momentum must be in [0, 1), got {momentum}")
         if not weight_decay >= 0: raise UserError(f"weight_decay must be >= 0, got {weight_decay}")
         if not 1 <= ns_steps < 100: raise UserError(f"ns_steps must be in [1, 100), got {ns_steps}")
         self.lr, self.momentum, self.weight_decay, self.nesterov = lr, momentum, weight_decay, nesterov
-        self.ns_steps, self.ns_coefficients, self.eps, self.ns_dtype = ns_steps, tuple(ns_coefficients), eps, ns_dtype
+        self.ns_steps, self.ns_coefficients = ns_steps, tuple(ns_coefficients)
+        self.eps, self.ns_dtype = eps, ns_dtype
         self.t, self.momentum_buffer = 0, [torch.zeros_like(p) for p in self.params]
 
     def zero_grad(self) -> None:
@@ -126,21 +129,25 @@ class Muon:
 
     def state_dict(self) -> dict:
         "Step count, momentum buffers and hyperparameters: all an exact resume needs."
-        return {'t': self.t, 'momentum_buffer': [B.clone() for B in self.momentum_buffer], 'lr': self.lr,
-                'momentum': self.momentum, 'weight_decay': self.weight_decay, 'nesterov': self.nesterov,
-                'ns_steps': self.ns_steps, 'ns_coefficients': list(self.ns_coefficients), 'eps': self.eps}
+        return {'t': self.t, 'momentum_buffer': [B.clone() for B in self.momentum_buffer],
+                'lr': self.lr, 'momentum': self.momentum, 'weight_decay': self.weight_decay,
+                'nesterov': self.nesterov, 'ns_steps': self.ns_steps,
+                'ns_coefficients': list(self.ns_coefficients), 'eps': self.eps}
 
     def load_state_dict(self, state: dict) -> None:
-        "Restore what `state_dict` saved; the parameters themselves come from the model's checkpoint."
+        "Restore what `state_dict` saved; the parameters come from the model's checkpoint."
         for k in ('t', 'momentum_buffer'):
             if k not in state: raise UserError(f"Muon state is missing {k!r}")
-        got, shapes = [tuple(B.shape) for B in state['momentum_buffer']], [tuple(p.shape) for p in self.params]
-        if got != shapes: raise UserError(f"Muon state 'momentum_buffer' holds tensors of shapes {got[:3]}..., "
-                                           f"these parameters have {shapes[:3]}... ({len(got)} vs {len(shapes)} tensors)")
+        got = [tuple(B.shape) for B in state['momentum_buffer']]
+        shapes = [tuple(p.shape) for p in self.params]
+        if got != shapes: raise UserError(
+            f"Muon state 'momentum_buffer' holds tensors of shapes {got[:3]}..., these parameters "
+            f"have {shapes[:3]}... ({len(got)} vs {len(shapes)} tensors)")
         self.t = int(state['t'])
         for own, saved in zip(self.momentum_buffer, state['momentum_buffer']): own.copy_(saved)
         for k in ('lr', 'momentum', 'weight_decay', 'eps'):
             if k in state: setattr(self, k, float(state[k]))
         if 'nesterov' in state: self.nesterov = bool(state['nesterov'])
         if 'ns_steps' in state: self.ns_steps = int(state['ns_steps'])
-        if 'ns_coefficients' in state: self.ns_coefficients = tuple(float(x) for x in state['ns_coefficients'])
+        if 'ns_coefficients' in state:
+            self.ns_coefficients = tuple(float(x) for x in state['ns_coefficients'])

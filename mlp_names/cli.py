@@ -76,7 +76,8 @@ DATA_HELP = ("the run's word file, if it moved (default: the file it trained on,
 def _minutes(text: str) -> float:
     "An argparse type for --minutes: a number above 0."
     try: value = float(text)
-    except ValueError: raise argparse.ArgumentTypeError(f'expected a number, got {text!r}') from None
+    except ValueError:
+        raise argparse.ArgumentTypeError(f'expected a number, got {text!r}') from None
     if not (math.isfinite(value) and 0 < value <= 10**6):
         raise argparse.ArgumentTypeError(f'must be above 0 and at most 1000000, got {text}')
     return value
@@ -92,8 +93,9 @@ def _train_parser(sub, fmt) -> None:
     p.add_argument('--quiet', action='store_true', help='no progress output')
     p.add_argument('--preset', choices=list(PRESETS), help="start from a preset's settings (chapter 05a): original is the "
                    "default run; tree, wide, dropout and best are deeper models; flags given beside it override its values")
-    p.add_argument('--minutes', type=_minutes, metavar='M', help='train as many steps as fit in about M minutes of '
-                   'this machine, the whole command included (measured first; recorded as the run\'s --steps)')
+    p.add_argument('--minutes', type=_minutes, metavar='M',
+                   help='train as many steps as fit in about M minutes of this machine, the whole '
+                   "command included (measured first; recorded as the run's --steps)")
     add_config_flags(p)
 
 def _sample_parser(sub, fmt) -> None:
@@ -177,9 +179,9 @@ def _in_flags(message: str) -> str:
 _IMPORTED = time.monotonic()
 
 def _process_started() -> float:
-    "When this process started, as a `time.monotonic()` (where /proc is missing: when this module was imported)."
-    try:
-        ticks = int(Path('/proc/self/stat').read_text().rsplit(')', 1)[1].split()[19])  # start, since boot
+    "When this process started, as a `time.monotonic()` (without /proc: when this module was imported)."
+    try:  # the process's start, in clock ticks after boot
+        ticks = int(Path('/proc/self/stat').read_text().rsplit(')', 1)[1].split()[19])
         up = float(Path('/proc/uptime').read_text().split()[0])
         return time.monotonic() - (up - ticks / os.sysconf('SC_CLK_TCK'))
     except (OSError, ValueError, IndexError): return _IMPORTED
@@ -188,7 +190,8 @@ def cmd_train(args) -> None:
     given = {f.name: getattr(args, f.name) for f in dataclasses.fields(DeeperConfig) if hasattr(args, f.name)}
     try:
         if args.resume:
-            extra = sorted(set(given) - {'max_steps'}) + ['preset'] * bool(args.preset) + ['minutes'] * bool(args.minutes)
+            extra = (sorted(set(given) - {'max_steps'}) + ['preset'] * bool(args.preset)
+                     + ['minutes'] * bool(args.minutes))
             if extra:
                 raise UserError(f"--resume continues the run in {args.run} with its own settings; drop "
                                  + ', '.join('--' + k.replace('_', '-') for k in extra))
@@ -197,9 +200,10 @@ def cmd_train(args) -> None:
             try: config = preset(args.preset or 'original', **given); check_bf16(config.bf16)
             except UserError as e: raise UserError(_in_flags(str(e))) from None
             if args.minutes and 'max_steps' in given:
-                raise UserError('--minutes and --steps both say how long to train; give one of them')
-            run = start_run(args.run, config, args.data, overwrite=args.force, quiet=args.quiet, minutes=args.minutes,
-                            since=_process_started(), name=f"preset {args.preset or 'original'}")
+                raise UserError('--minutes and --steps both say how long to train; give one')
+            run = start_run(args.run, config, args.data, overwrite=args.force, quiet=args.quiet,
+                            minutes=args.minutes, since=_process_started(),
+                            name=f"preset {args.preset or 'original'}")
     except KeyboardInterrupt:
         try: run = load_run(args.run)
         except (OSError, ValueError): raise KeyboardInterrupt from None  # stopped before its first save: nothing to say

@@ -30,7 +30,8 @@ class DeeperConfig(TrainConfig):
     cosine: bool = setting(False, 'lower the learning rate along a cosine to 0 at max_steps (chapter 05a)')
     muon: bool = setting(False, "Muon for the Linear layers' weight matrices, AdamW for the rest; "
                          'trains through autograd (chapters 03, 05a)')
-    muon_lr: float = setting(0.02, 'Muon learning rate, scaled by the schedule as lr is (with --muon)', 0, 10, above=True)
+    muon_lr: float = setting(0.02, 'Muon learning rate, scaled by the schedule as lr is (with --muon)',
+                             0, 10, above=True)
 
     def __post_init__(self):
         super().__post_init__()
@@ -172,8 +173,9 @@ def muon_split(model: Sequential) -> tuple[list[torch.Tensor], list[torch.Tensor
     return matrices, [p for p in model.parameters() if not any(p is w for w in matrices)]
 
 class MuonAdamW:
-    "`Muon` for `matrices`, `AdamW` for `others`; setting `lr` sets Muon's in the ratio `muon_lr / lr`."
-    def __init__(self, matrices, others, lr: float = 2e-3, muon_lr: float = 0.02, weight_decay: float = 0.0):
+    "`Muon` for `matrices`, `AdamW` for `others`; setting `lr` sets Muon's in the ratio muon_lr / lr."
+    def __init__(self, matrices, others, lr: float = 2e-3, muon_lr: float = 0.02,
+                 weight_decay: float = 0.0):
         self.muon = Muon(matrices, lr=muon_lr, weight_decay=weight_decay)
         self.adam = AdamW(others, lr=lr, weight_decay=weight_decay)
         self.params, self.muon_scale = self.muon.params + self.adam.params, muon_lr / lr
@@ -185,17 +187,19 @@ class MuonAdamW:
 
     def zero_grad(self) -> None: self.muon.zero_grad(); self.adam.zero_grad()
     def step(self) -> None: self.muon.step(); self.adam.step()
-    def state_dict(self) -> dict: return {'muon': self.muon.state_dict(), 'adam': self.adam.state_dict()}
+    def state_dict(self) -> dict:
+        return {'muon': self.muon.state_dict(), 'adam': self.adam.state_dict()}
     def load_state_dict(self, state: dict) -> None:
         "Restore both optimizers' states; an Adam-only state is refused."
-        if not {'muon', 'adam'} <= set(state): raise UserError("not a Muon + AdamW state (no 'muon' and 'adam' parts)")
+        if not {'muon', 'adam'} <= set(state):
+            raise UserError("not a Muon + AdamW state (no 'muon' and 'adam' parts)")
         self.muon.load_state_dict(state['muon']); self.adam.load_state_dict(state['adam'])
 
 # %% ../nbs/05a_deeper.ipynb 35
 def deeper_step(config: DeeperConfig, model: Sequential) -> ManualStep | AutogradStep:
     "The training step of `config`: chapter 04's, or with weight decay `FlatAdamW` by hand, fused (`AdamW` with autograd)."
-    if config.muon: return AutogradStep(model, optimizer=MuonAdamW(*muon_split(model), config.lr, config.muon_lr,
-                                                                   config.weight_decay))
+    if config.muon: return AutogradStep(model, optimizer=MuonAdamW(
+        *muon_split(model), config.lr, config.muon_lr, config.weight_decay))
     if not config.weight_decay: return make_step(config, model)
     if config.autograd: return AutogradStep(model, optimizer=AdamW(model.parameters(), config.lr, config.weight_decay))
     return FusedStep(model, optimizer=FlatAdamW(model.parameters(), config.lr, config.weight_decay))

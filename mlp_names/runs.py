@@ -4,7 +4,8 @@
 
 # %% ../nbs/05b_runs.ipynb 3
 from __future__ import annotations
-import hashlib, inspect, io, json, math, os, pickle, sys, tempfile, time, warnings, signal, threading, zipfile
+import hashlib, inspect, io, json, math, os, pickle, sys, warnings, signal, threading, zipfile
+import tempfile, time
 from array import array
 from pathlib import Path
 import torch
@@ -301,29 +302,33 @@ def alphabet_warning(vocab_size: int, config: DeeperConfig) -> str | None:
             "all, so training and sampling are slow and the run is large; check that the file is one name a line")
 
 # %% ../nbs/05b_runs.ipynb 34
-CALIBRATION_STEPS = 50  # timed steps of the throwaway run at least (after 20 untimed), up to 10 times as many or a second
+CALIBRATION_STEPS = 50  # timed steps at least (after 20 untimed); up to 10 times as many, or a second
 
 def calibrate(config: DeeperConfig, words: list[str]) -> dict[str, float]:
-    "Seconds this machine takes for a step of `config`, the final evaluation, a save and the splits: a throwaway run."
+    "Seconds a step of `config`, the final evaluation, a save and the splits take here: a throwaway run."
     t0 = time.perf_counter()
     run = new_run(config, words)
     splits = run.splits(words)
     setup = time.perf_counter() - t0
-    (X, Y), (Xv, Yv), callbacks = splits['train'], splits['val'], [StopOnNonFinite(), RecordUpdateRatios()]
+    (X, Y), (Xv, Yv) = splits['train'], splits['val']
+    callbacks = [StopOnNonFinite(), RecordUpdateRatios()]
     fit(run, X, Y, 20, callbacks)                     # the first steps allocate buffers: untimed
     t0, n = time.perf_counter(), 0
     while n < CALIBRATION_STEPS or (time.perf_counter() - t0 < 1 and n < 10 * CALIBRATION_STEPS):
         fit(run, X, Y, run.step + 10, callbacks); n += 10
     t1 = time.perf_counter()
-    evaluate(run.model, Xv[:EVAL_ROWS], Yv[:EVAL_ROWS])  # the first evaluation sets things up: untimed
+    evaluate(run.model, Xv[:EVAL_ROWS], Yv[:EVAL_ROWS])  # the first evaluation sets up: untimed
     t2 = time.perf_counter(); evaluate(run.model, Xv, Yv); t3 = time.perf_counter()
     with tempfile.TemporaryDirectory() as d: save_run(run, d)
     rows = sum(len(x) for x, _ in splits.values()) / len(Xv)
-    return {'step': (t1 - t0) / n, 'evaluate': (t3 - t2) * rows, 'save': time.perf_counter() - t3, 'setup': setup}
+    return {'step': (t1 - t0) / n, 'evaluate': (t3 - t2) * rows, 'save': time.perf_counter() - t3,
+            'setup': setup}
 
-def steps_for_minutes(config: DeeperConfig, words: list[str], minutes: float, since: float | None = None) -> int:
-    "How many steps of `config` fit in `minutes` counted from `since` (a `time.monotonic()`; default: now)."
-    if isinstance(minutes, bool) or not isinstance(minutes, (int, float)) or not 0 < minutes <= 10**6:
+def steps_for_minutes(config: DeeperConfig, words: list[str], minutes: float,
+                      since: float | None = None) -> int:
+    "How many steps of `config` fit in `minutes` from `since` (a `time.monotonic()`; default: now)."
+    number = isinstance(minutes, (int, float)) and not isinstance(minutes, bool)
+    if not number or not 0 < minutes <= 10**6:
         raise UserError(f"minutes must be a number above 0 and at most 1000000, got {minutes!r}")
     since = time.monotonic() if since is None else since
     cost = calibrate(config, words)
@@ -333,22 +338,26 @@ def steps_for_minutes(config: DeeperConfig, words: list[str], minutes: float, si
     steps = int((minutes * 60 - fixed) / per_step)
     if steps <= config.warmup:
         least = (fixed + (config.warmup + 1) * per_step) / 60
-        raise UserError(f"{minutes:g} minutes is too short here for {config.warmup + 1:,} steps (the warm-up and "
-                        f"one more) of these settings; give at least {math.ceil(least * 100) / 100:g} minutes")
+        raise UserError(f"{minutes:g} minutes is too short here for {config.warmup + 1:,} steps "
+                        "(the warm-up and one more) of these settings; "
+                        f"give at least {math.ceil(least * 100) / 100:g} minutes")
     return steps
 
 # %% ../nbs/05b_runs.ipynb 35
-def start_run(run_dir, config: DeeperConfig | None = None, data=None, overwrite: bool = False, quiet: bool = False,
-              minutes: float | None = None, since: float | None = None, name: str = 'these settings') -> Run:
-    "Train a new run into `run_dir` on `data` (default: names.txt), saving as it goes; `minutes`: as many steps as fit."
-    run_dir, config, since = Path(run_dir), config or DeeperConfig(), time.monotonic() if since is None else since
+def start_run(run_dir, config: DeeperConfig | None = None, data=None, overwrite: bool = False,
+              quiet: bool = False, minutes: float | None = None, since: float | None = None,
+              name: str = 'these settings') -> Run:
+    "Train a new run into `run_dir` on `data` (default: names.txt), saving as it goes; `minutes`: see above."
+    run_dir, config = Path(run_dir), config or DeeperConfig()
+    since = time.monotonic() if since is None else since
     _check_target(run_dir, overwrite)
     path, words = _words_of(data)
     vocab_size = len(Vocab.from_words(words))
     if minutes is not None:  # the step count that fits becomes the run's max_steps
         steps = steps_for_minutes(config, words, minutes, since)
         config = type(config).from_dict({**config.to_dict(), 'max_steps': steps})
-        if not quiet: print(f'{minutes:g} minutes here is about {steps:,} steps of {name}', flush=True)
+        if not quiet: print(f'{minutes:g} minutes here is about {steps:,} steps of {name}',
+                            flush=True)
     check_fits(config, vocab_size, _n_examples(words))
     if warning := alphabet_warning(vocab_size, config): print(warning, file=sys.stderr)
     run = new_run(config, words, data_path=path, data_sha256=words_sha256(words))

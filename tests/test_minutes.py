@@ -1,5 +1,6 @@
-"""`mlp-names train --minutes M`: the whole command takes about M minutes on this machine (within 10% and 2 s), and
-a run trained to a budget resumes exactly: interrupted and resumed, it equals the run of its recorded step count."""
+"""`mlp-names train --minutes M`: the whole command takes about M minutes on this machine (within 10%
+and 2 s), and a run trained to a budget resumes exactly: interrupted and resumed, it equals the run of
+its recorded step count."""
 import json, re, signal, subprocess, sys, time
 from pathlib import Path
 
@@ -11,8 +12,8 @@ NAMES = ROOT / 'data' / 'names.txt'
 
 
 def train(*args, cwd):
-    return subprocess.run([MLP_NAMES, 'train', '--data', NAMES, *map(str, args)], cwd=cwd, capture_output=True,
-                          text=True, timeout=300)
+    return subprocess.run([MLP_NAMES, 'train', '--data', NAMES, *map(str, args)], cwd=cwd,
+                          capture_output=True, text=True, timeout=300)
 
 
 def weights(run_dir: Path) -> dict:
@@ -31,7 +32,7 @@ def test_minutes_is_kept(tmp_path):
 
 
 def test_minutes_run_resumes_exactly(tmp_path):
-    "Interrupted half-way and resumed, a budget run ends where a run of its recorded --steps ends, bit for bit."
+    "Interrupted half-way and resumed, a budget run ends as a run of its recorded --steps, bit for bit."
     args = ('--preset', 'tree', '--warmup', 20, '--n-hidden', 64)
     cmd = [MLP_NAMES, 'train', '--data', NAMES, '--run', 'b', '--minutes', 0.2, *args]
     p = subprocess.Popen(list(map(str, cmd)),
