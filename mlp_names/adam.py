@@ -127,27 +127,30 @@ class Muon:
             p.mul_(1 - self.lr * self.weight_decay)                # decoupled weight decay
             p.add_(O, alpha=-self.lr * max(1, p.shape[0] / p.shape[1]) ** 0.5)
 
-    def state_dict(self) -> dict:
-        "Step count, momentum buffers and hyperparameters: all an exact resume needs."
-        return {'t': self.t, 'momentum_buffer': [B.clone() for B in self.momentum_buffer],
-                'lr': self.lr, 'momentum': self.momentum, 'weight_decay': self.weight_decay,
-                'nesterov': self.nesterov, 'ns_steps': self.ns_steps,
-                'ns_coefficients': list(self.ns_coefficients), 'eps': self.eps}
+# %% ../nbs/03_adam.ipynb 20
+@patch
+def state_dict(self: Muon) -> dict:
+    "Step count, momentum buffers and hyperparameters: all an exact resume needs."
+    return {'t': self.t, 'momentum_buffer': [B.clone() for B in self.momentum_buffer],
+            'lr': self.lr, 'momentum': self.momentum, 'weight_decay': self.weight_decay,
+            'nesterov': self.nesterov, 'ns_steps': self.ns_steps,
+            'ns_coefficients': list(self.ns_coefficients), 'eps': self.eps}
 
-    def load_state_dict(self, state: dict) -> None:
-        "Restore what `state_dict` saved; the parameters come from the model's checkpoint."
-        for k in ('t', 'momentum_buffer'):
-            if k not in state: raise UserError(f"Muon state is missing {k!r}")
-        got = [tuple(B.shape) for B in state['momentum_buffer']]
-        shapes = [tuple(p.shape) for p in self.params]
-        if got != shapes: raise UserError(
-            f"Muon state 'momentum_buffer' holds tensors of shapes {got[:3]}..., these parameters "
-            f"have {shapes[:3]}... ({len(got)} vs {len(shapes)} tensors)")
-        self.t = int(state['t'])
-        for own, saved in zip(self.momentum_buffer, state['momentum_buffer']): own.copy_(saved)
-        for k in ('lr', 'momentum', 'weight_decay', 'eps'):
-            if k in state: setattr(self, k, float(state[k]))
-        if 'nesterov' in state: self.nesterov = bool(state['nesterov'])
-        if 'ns_steps' in state: self.ns_steps = int(state['ns_steps'])
-        if 'ns_coefficients' in state:
-            self.ns_coefficients = tuple(float(x) for x in state['ns_coefficients'])
+@patch
+def load_state_dict(self: Muon, state: dict) -> None:
+    "Restore what `state_dict` saved; the parameters come from the model's checkpoint."
+    for k in ('t', 'momentum_buffer'):
+        if k not in state: raise UserError(f"Muon state is missing {k!r}")
+    got = [tuple(B.shape) for B in state['momentum_buffer']]
+    shapes = [tuple(p.shape) for p in self.params]
+    if got != shapes: raise UserError(
+        f"Muon state 'momentum_buffer' holds tensors of shapes {got[:3]}..., these parameters "
+        f"have {shapes[:3]}... ({len(got)} vs {len(shapes)} tensors)")
+    self.t = int(state['t'])
+    for own, saved in zip(self.momentum_buffer, state['momentum_buffer']): own.copy_(saved)
+    for k in ('lr', 'momentum', 'weight_decay', 'eps'):
+        if k in state: setattr(self, k, float(state[k]))
+    if 'nesterov' in state: self.nesterov = bool(state['nesterov'])
+    if 'ns_steps' in state: self.ns_steps = int(state['ns_steps'])
+    if 'ns_coefficients' in state:
+        self.ns_coefficients = tuple(float(x) for x in state['ns_coefficients'])

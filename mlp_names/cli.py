@@ -82,6 +82,7 @@ def _minutes(text: str) -> float:
         raise argparse.ArgumentTypeError(f'must be above 0 and at most 1000000, got {text}')
     return value
 
+# %% ../nbs/07_cli.ipynb 10
 def _train_parser(sub, fmt) -> None:
     "The flags of `mlp-names train`."
     p = sub.add_parser('train', help='train a model and save the run', formatter_class=fmt,
@@ -116,7 +117,7 @@ def _sample_parser(sub, fmt) -> None:
     p.add_argument('--json', action='store_true', help='print one JSON list of the names')
     p.add_argument('--data', help=DATA_HELP)
 
-# %% ../nbs/07_cli.ipynb 10
+# %% ../nbs/07_cli.ipynb 11
 def _score_parser(sub, fmt) -> None:
     "The flags of `mlp-names score`."
     p = sub.add_parser('score', help='how name-like names are', formatter_class=fmt,
@@ -155,7 +156,7 @@ def _export_parser(sub, fmt) -> None:
     p.add_argument('--data', help=DATA_HELP)
     p.add_argument('--force', action='store_true', help='replace --out if it exists')
 
-# %% ../nbs/07_cli.ipynb 11
+# %% ../nbs/07_cli.ipynb 12
 class _ShowDefaults(argparse.ArgumentDefaultsHelpFormatter):
     "Show each option's default, except where there is none to show."
     def _get_help_string(self, action):
@@ -169,7 +170,7 @@ def build_parser() -> argparse.ArgumentParser:
     for add in (_train_parser, _sample_parser, _score_parser, _evaluate_parser, _plot_parser, _export_parser): add(sub, _ShowDefaults)
     return p
 
-# %% ../nbs/07_cli.ipynb 14
+# %% ../nbs/07_cli.ipynb 15
 def _in_flags(message: str) -> str:
     "A library message with the names of the config's settings written as the flags that set them."
     names = sorted((f.name for f in dataclasses.fields(DeeperConfig)), key=len, reverse=True)
@@ -186,6 +187,7 @@ def _process_started() -> float:
         return time.monotonic() - (up - ticks / os.sysconf('SC_CLK_TCK'))
     except (OSError, ValueError, IndexError): return _IMPORTED
 
+# %% ../nbs/07_cli.ipynb 16
 def cmd_train(args) -> None:
     given = {f.name: getattr(args, f.name) for f in dataclasses.fields(DeeperConfig) if hasattr(args, f.name)}
     try:
@@ -215,7 +217,7 @@ def cmd_train(args) -> None:
     print(f'saved to {args.run}')
     print('samples:', ', '.join(sample(run, n=20, seed=0)))
 
-# %% ../nbs/07_cli.ipynb 16
+# %% ../nbs/07_cli.ipynb 18
 def _split_of(run, words: list[str], part: int) -> list[str]:
     "The words of one split of `words` as `run` split them (0 train, 1 validation, 2 test)."
     return split_words(words, run.config.split_seed)[part]
@@ -252,7 +254,7 @@ def cmd_evaluate(args) -> None:
             print(f"{q['samples']:,} samples at temperature 1: {q['in_train']:.1%} in the training set, {q['new']:.1%} new, "
                   f"{q['distinct']:.1%} distinct; mean length {q['mean_len']:.2f} (training words {q['data_mean_len']:.2f})")
 
-# %% ../nbs/07_cli.ipynb 17
+# %% ../nbs/07_cli.ipynb 19
 SCORE_CHUNK = 10_000  # names scored at a time: memory stays bounded whatever the length of the input
 MAX_LINE_BYTES = 4 * MAX_WORD_LEN + 2  # the longest word of chapter 01 in UTF-8, and its line end
 
@@ -326,7 +328,7 @@ def cmd_score(args) -> None:
                 first = False
         if args.json: print(']')
 
-# %% ../nbs/07_cli.ipynb 18
+# %% ../nbs/07_cli.ipynb 20
 class _HeldInterrupts:
     "A block that a Ctrl-C does not cut: the interrupt waits for its end, then is raised."
     def __enter__(self):

@@ -324,6 +324,7 @@ def calibrate(config: DeeperConfig, words: list[str]) -> dict[str, float]:
     return {'step': (t1 - t0) / n, 'evaluate': (t3 - t2) * rows, 'save': time.perf_counter() - t3,
             'setup': setup}
 
+# %% ../nbs/05b_runs.ipynb 35
 def steps_for_minutes(config: DeeperConfig, words: list[str], minutes: float,
                       since: float | None = None) -> int:
     "How many steps of `config` fit in `minutes` from `since` (a `time.monotonic()`; default: now)."
@@ -343,7 +344,7 @@ def steps_for_minutes(config: DeeperConfig, words: list[str], minutes: float,
                         f"give at least {math.ceil(least * 100) / 100:g} minutes")
     return steps
 
-# %% ../nbs/05b_runs.ipynb 35
+# %% ../nbs/05b_runs.ipynb 36
 def start_run(run_dir, config: DeeperConfig | None = None, data=None, overwrite: bool = False,
               quiet: bool = False, minutes: float | None = None, since: float | None = None,
               name: str = 'these settings') -> Run:
@@ -371,6 +372,7 @@ def start_run(run_dir, config: DeeperConfig | None = None, data=None, overwrite:
             try: run_dir.rmdir()  # made for a run that never saved; only if empty: nothing else is removed
             except OSError: pass
 
+# %% ../nbs/05b_runs.ipynb 37
 def run_words(run: Run, data=None) -> list[str]:
     "The words `run` trained on: from `data` if given, else the file it recorded or `$MLP_NAMES_DATA`; checked."
     env = os.environ.get(DATA_ENV)
