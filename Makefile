@@ -9,7 +9,7 @@ TORCH_INDEX ?=
 # extra arguments for `make train`, e.g. `make train ARGS="--force"` or `make train ARGS="--resume --steps 40000"`
 ARGS ?=
 
-.PHONY: setup setup-dev train test readme notebooks bench results pretrained docs docs-check clean-venv
+.PHONY: setup setup-dev train test readme notebooks bench results pretrained speedrun docs docs-check clean-venv
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -62,6 +62,10 @@ notebooks: setup-dev
 
 bench: setup
 	$(BIN)/python bench/benchmark.py
+
+# time to target val losses through `mlp-names train`, 3 seeds each, and the torch.nn peer (bench/README.md)
+speedrun: setup
+	$(BIN)/python bench/speedrun.py --peer --markdown bench/results.md
 
 # full runs of every preset of chapter 05a, each `mlp-names train --preset NAME` in a fresh process (about 15
 # minutes on 2 cores); prints the table of losses, times and sample novelty that the README quotes

@@ -75,6 +75,9 @@ def measure(name: str, run_dir: Path, data: str | None, n_samples: int) -> dict:
                 distinct=round(len(set(names)) / len(names), 3), examples=names[:12])
 
 
+SPEEDRUN = '\n## Speedrun'  # where bench/speedrun.py's section starts
+
+
 def markdown(rows: list[dict], n_samples: int) -> str:
     head = ('| preset | parameters | steps | train | val | test | wall time | peak RSS | '
             f'in training set | new | distinct ({n_samples:,} samples) |\n|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|\n')
@@ -110,7 +113,10 @@ def main():
             print(f"{name}: {r['seconds']:.0f} s, train {r['train']:.4f} val {r['val']:.4f} test {r['test']:.4f}", flush=True)
     table = markdown(rows, args.samples)
     print('\n' + table)
-    if args.markdown: Path(args.markdown).write_text(table)
+    if args.markdown:  # bench/speedrun.py's section, after the table, is kept
+        old = Path(args.markdown).read_text() if Path(args.markdown).exists() else ''
+        kept = old[old.index(SPEEDRUN):] if SPEEDRUN in old else ''
+        Path(args.markdown).write_text(table + kept)
     if args.json: Path(args.json).write_text(json.dumps(rows, indent=2) + '\n')
 
 

@@ -14,7 +14,7 @@ if _HOLD:
     # Ctrl-C while torch loads (a second or two) would break its import half-way: noted, and said once loaded
     signal.signal(signal.SIGINT, lambda *_: _loading_interrupted.append(True))
 
-import argparse, dataclasses, io, json, os, re, secrets, shutil, tempfile
+import argparse, dataclasses, io, json, math, os, re, secrets, shutil, tempfile, time
 import torch
 import mlp_names
 from .vocab import UserError, shown_letters
@@ -78,6 +78,16 @@ def _sampling_type(name: str):
 DATA_HELP = ("the run's word file, if it moved (default: the file it trained on, else $MLP_NAMES_DATA); "
              'only the same words are taken')
 
+def _minutes(text: str) -> float:
+    "An argparse type for --minutes: a number above 0."
+    try: value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f'expected a number, got {text!r}') from None
+    if not (math.isfinite(value) and 0 < value <= 10**6):
+        raise argparse.ArgumentTypeError(f'must be above 0 and at most 1000000, got {text}')
+    return value
+
+# %% ../nbs/07_cli.ipynb 10
 def _train_parser(sub, fmt) -> None:
     "The flags of `mlp-names train`."
     p = sub.add_parser('train', help='train a model and save the run', formatter_class=fmt,
@@ -89,6 +99,9 @@ def _train_parser(sub, fmt) -> None:
     p.add_argument('--quiet', action='store_true', help='no progress output')
     p.add_argument('--preset', choices=list(PRESETS), help="start from a preset's settings (chapter 05a): original is the "
                    "default run; tree, wide, dropout and best are deeper models; flags given beside it override its values")
+    p.add_argument('--minutes', type=_minutes, metavar='M',
+                   help='train as many steps as fit in about M minutes of this machine, the whole '
+                   "command included (measured first; recorded as the run's --steps)")
     add_config_flags(p)
 
 def _sample_parser(sub, fmt) -> None:
@@ -109,7 +122,7 @@ def _sample_parser(sub, fmt) -> None:
     p.add_argument('--json', action='store_true', help='print one JSON list of the names')
     p.add_argument('--data', help=DATA_HELP)
 
-# %% ../nbs/07_cli.ipynb 10
+# %% ../nbs/07_cli.ipynb 11
 def _score_parser(sub, fmt) -> None:
     "The flags of `mlp-names score`."
     p = sub.add_parser('score', help='how name-like names are', formatter_class=fmt,
@@ -131,7 +144,7 @@ def _evaluate_parser(sub, fmt) -> None:
                    help='also report on N samples at temperature 1: share in the training set, new, distinct; mean length')
     p.add_argument('--json', action='store_true', help='print {"train": ..., "val": ..., "test": ...} (and "samples": {...})')
 
-# %% ../nbs/07_cli.ipynb 11
+# %% ../nbs/07_cli.ipynb 12
 def _plot_parser(sub, fmt) -> None:
     "The flags of `mlp-names plot`."
     p = sub.add_parser('plot', help='write the diagnostics graphs', formatter_class=fmt,
@@ -156,7 +169,7 @@ def _export_parser(sub, fmt) -> None:
     p.add_argument('--data', help=DATA_HELP)
     p.add_argument('--force', action='store_true', help='replace --out if it exists')
 
-# %% ../nbs/07_cli.ipynb 12
+# %% ../nbs/07_cli.ipynb 13
 class _ShowDefaults(argparse.ArgumentDefaultsHelpFormatter):
     "Show each option's default, except where there is none to show."
     def _get_help_string(self, action):
@@ -170,25 +183,42 @@ def build_parser() -> argparse.ArgumentParser:
     for add in (_train_parser, _sample_parser, _score_parser, _evaluate_parser, _plot_parser, _export_parser): add(sub, _ShowDefaults)
     return p
 
-# %% ../nbs/07_cli.ipynb 15
+# %% ../nbs/07_cli.ipynb 16
 def _in_flags(message: str) -> str:
     "A library message with the names of the config's settings written as the flags that set them."
     names = sorted((f.name for f in dataclasses.fields(DeeperConfig)), key=len, reverse=True)
     pattern = rf"\b(?:Train|Deeper)Config\.({'|'.join(names)})\b|\b({'|'.join(n for n in names if '_' in n)})\b"
     return re.sub(pattern, lambda m: SHORT_NAMES.get(name := m.group(1) or m.group(2), '--' + name.replace('_', '-')), message)
 
+_IMPORTED = time.monotonic()
+
+def _process_started() -> float:
+    "When this process started, as a `time.monotonic()` (without /proc: when this module was imported)."
+    try:  # the process's start, in clock ticks after boot
+        ticks = int(Path('/proc/self/stat').read_text().rsplit(')', 1)[1].split()[19])
+        up = float(Path('/proc/uptime').read_text().split()[0])
+        return time.monotonic() - (up - ticks / os.sysconf('SC_CLK_TCK'))
+    except (OSError, ValueError, IndexError): return _IMPORTED
+
+# %% ../nbs/07_cli.ipynb 17
 def cmd_train(args) -> None:
     given = {f.name: getattr(args, f.name) for f in dataclasses.fields(DeeperConfig) if hasattr(args, f.name)}
     try:
         if args.resume:
-            if extra := sorted(set(given) - {'max_steps'}) + (['preset'] if args.preset else []):
+            extra = (sorted(set(given) - {'max_steps'}) + ['preset'] * bool(args.preset)
+                     + ['minutes'] * bool(args.minutes))
+            if extra:
                 raise UserError(f"--resume continues the run in {args.run} with its own settings; drop "
                                  + ', '.join('--' + k.replace('_', '-') for k in extra))
             run = continue_run(args.run, given.get('max_steps'), args.data, quiet=args.quiet)
         else:
             try: config = preset(args.preset or 'original', **given); check_bf16(config.bf16)
             except UserError as e: raise UserError(_in_flags(str(e))) from None
-            run = start_run(args.run, config, args.data, overwrite=args.force, quiet=args.quiet)
+            if args.minutes and 'max_steps' in given:
+                raise UserError('--minutes and --steps both say how long to train; give one')
+            run = start_run(args.run, config, args.data, overwrite=args.force, quiet=args.quiet,
+                            minutes=args.minutes, since=_process_started(),
+                            name=f"preset {args.preset or 'original'}")
     except KeyboardInterrupt:
         try: run = load_run(args.run)
         except (OSError, ValueError): raise KeyboardInterrupt from None  # stopped before its first save: nothing to say
@@ -200,15 +230,15 @@ def cmd_train(args) -> None:
     print(f'saved to {args.run}')
     print('samples:', ', '.join(sample(run, n=20, seed=0)))
 
-# %% ../nbs/07_cli.ipynb 17
+# %% ../nbs/07_cli.ipynb 19
 def _model_of(args) -> Run | Sampler:
     "The run of --run; else runs/names; where there is none, the model shipped with mlp_names."
     if args.run is not None or os.path.lexists(DEFAULT_RUN):
         return load_run(args.run or DEFAULT_RUN)
     s = Sampler.pretrained()
-    preset, val = s.info['source']['preset'], s.info['losses']['val']
+    shipped, val = s.info['source']['preset'], s.info['losses']['val']
     print(f"mlp-names {args.command}: no run in {DEFAULT_RUN}, so using the model shipped with "
-          f"mlp_names {mlp_names.__version__}: preset {preset}, val {val:.4f} on names.txt; "
+          f"mlp_names {mlp_names.__version__}: preset {shipped}, val {val:.4f} on names.txt; "
           "train your own with `mlp-names train`", file=sys.stderr)
     return s
 
@@ -227,7 +257,7 @@ def _split_of(model: Run | Sampler, words: list[str], part: int) -> list[str]:
     "The words of one split of `words`, split as `model`'s were (0 train, 1 validation, 2 test)."
     return split_words(words, _config(model).split_seed)[part]
 
-# %% ../nbs/07_cli.ipynb 18
+# %% ../nbs/07_cli.ipynb 20
 def cmd_sample(args) -> None:
     if args.min_len > args.max_len:
         raise UserError(f'--min-len {args.min_len} is above --max-len {args.max_len}; lower --min-len or raise --max-len')
@@ -248,7 +278,7 @@ def cmd_sample(args) -> None:
     else:
         for name in names: print(name)
 
-# %% ../nbs/07_cli.ipynb 19
+# %% ../nbs/07_cli.ipynb 21
 def _losses(model: Run | Sampler, args) -> tuple[dict, list[str]]:
     "Each split's loss, and the words: the model's own only, since other words' splits are not its splits."
     words = _words(model, args)
@@ -268,7 +298,7 @@ def cmd_evaluate(args) -> None:
             print(f"{q['samples']:,} samples at temperature 1: {q['in_train']:.1%} in the training set, {q['new']:.1%} new, "
                   f"{q['distinct']:.1%} distinct; mean length {q['mean_len']:.2f} (training words {q['data_mean_len']:.2f})")
 
-# %% ../nbs/07_cli.ipynb 20
+# %% ../nbs/07_cli.ipynb 22
 SCORE_CHUNK = 10_000  # names scored at a time: memory stays bounded whatever the length of the input
 MAX_LINE_BYTES = 4 * MAX_WORD_LEN + 2  # the longest word of chapter 01 in UTF-8, and its line end
 
@@ -285,7 +315,7 @@ def _stdin_lines():
         try: yield n, raw.decode('utf-8'), None
         except UnicodeDecodeError: yield n, None, 'not valid UTF-8; give UTF-8 text'
 
-# %% ../nbs/07_cli.ipynb 21
+# %% ../nbs/07_cli.ipynb 23
 def _names_to_score(args, vocab):
     "(where, name, problem) of each name: None for the command line's, the line of standard input's ('-')."
     for arg in args.names:
@@ -318,7 +348,7 @@ def _spool(args, vocab, names_file) -> int:
               f"(the first: {why})", file=sys.stderr)
     return width
 
-# %% ../nbs/07_cli.ipynb 22
+# %% ../nbs/07_cli.ipynb 24
 def _chunks(names_file):
     "The names written by `_spool`, `SCORE_CHUNK` at a time."
     names_file.seek(0)
@@ -347,7 +377,7 @@ def cmd_score(args) -> None:
                 first = False
         if args.json: print(']')
 
-# %% ../nbs/07_cli.ipynb 23
+# %% ../nbs/07_cli.ipynb 25
 class _HeldInterrupts:
     "A block that a Ctrl-C does not cut: the interrupt waits for its end, then is raised."
     def __enter__(self):
@@ -362,7 +392,7 @@ def _finished(args) -> None:
     "The command's work is done: in its own process, a Ctrl-C from here to the exit is ignored, not reported."
     if getattr(args, 'whole_process', False): signal.signal(signal.SIGINT, signal.SIG_IGN)
 
-# %% ../nbs/07_cli.ipynb 24
+# %% ../nbs/07_cli.ipynb 26
 GRAPHS = 6  # graph1.png … graph5.png and loss.png (chapter 05's GRAPH_FILES)
 
 def _plot_into(args, out: Path, staging: list) -> list[Path]:
@@ -388,7 +418,7 @@ def cmd_plot(args) -> None:
     _finished(args)
     for path in paths: print(path)
 
-# %% ../nbs/07_cli.ipynb 25
+# %% ../nbs/07_cli.ipynb 27
 def cmd_export(args) -> None:
     out = Path(args.out)
     written = [out, out.with_suffix('.json')] if args.format == 'safetensors' else [out]
@@ -419,7 +449,7 @@ def cmd_export(args) -> None:
     sizes = ' and '.join(f'{p}: {p.stat().st_size:,} bytes' for p in written)
     print(f'exported {what} to {sizes}')
 
-# %% ../nbs/07_cli.ipynb 26
+# %% ../nbs/07_cli.ipynb 28
 COMMANDS = {'train': cmd_train, 'sample': cmd_sample, 'score': cmd_score, 'evaluate': cmd_evaluate, 'plot': cmd_plot, 'export': cmd_export}
 
 def main(argv: list[str] | None = None) -> int:

@@ -1,0 +1,55 @@
+"""`mlp-names train --minutes M`: the whole command takes about M minutes on this machine
+(within 10% and 2 s), and a run trained to a budget resumes exactly: interrupted and resumed,
+it equals the run of its recorded step count."""
+import json, re, signal, subprocess, sys, time
+from pathlib import Path
+
+import torch
+
+ROOT = Path(__file__).resolve().parent.parent
+MLP_NAMES = str(Path(sys.executable).parent / 'mlp-names')
+NAMES = ROOT / 'data' / 'names.txt'
+
+
+def train(*args, cwd):
+    return subprocess.run([MLP_NAMES, 'train', '--data', NAMES, *map(str, args)], cwd=cwd,
+                          capture_output=True, text=True, timeout=300)
+
+
+def weights(run_dir: Path) -> dict:
+    return torch.load(run_dir / 'run.pt', weights_only=True)['model']
+
+
+def test_minutes_is_kept(tmp_path):
+    "A quarter of a minute, measured from outside the process: 15 s within 1.5 s + 2 s."
+    t0 = time.monotonic()
+    r = train('--run', 'a', '--minutes', 0.25, '--quiet', cwd=tmp_path)
+    wall = time.monotonic() - t0
+    assert r.returncode == 0, r.stderr
+    steps = json.loads((tmp_path / 'a' / 'run.json').read_text())['config']['max_steps']
+    assert f'step {steps}:' in r.stdout and steps > 100, r.stdout
+    assert abs(wall - 15) <= 0.1 * 15 + 2, f'--minutes 0.25 took {wall:.1f} s ({steps} steps)'
+
+
+def test_minutes_run_resumes_exactly(tmp_path):
+    "Interrupted and resumed, a budget run ends as a run of its recorded --steps, bit for bit."
+    args = ('--warmup', 20, '--cosine', '--n-hidden', 64)  # the cosine ends at the budget's step
+    cmd = [MLP_NAMES, 'train', '--data', NAMES, '--run', 'b', '--minutes', 0.5, *args]
+    p = subprocess.Popen(list(map(str, cmd)),
+                         cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    first = p.stdout.readline()
+    m = re.fullmatch(r'0\.5 minutes here is about ([\d,]+) steps of preset original\n', first)
+    assert m, first + p.stderr.read()
+    steps = int(m.group(1).replace(',', ''))
+    for _ in range(steps // 200): p.stdout.readline()  # log lines every 100 steps: about half-way
+    p.send_signal(signal.SIGINT)
+    out, err = p.communicate(timeout=120)
+    assert p.returncode == 130 and 'interrupted; saved at step' in err, err
+    stopped = json.loads((tmp_path / 'b' / 'run.json').read_text())
+    assert 0 < stopped['step'] < steps and stopped['config']['max_steps'] == steps
+    r = train('--run', 'b', '--resume', '--quiet', cwd=tmp_path)
+    assert r.returncode == 0 and f'step {steps}:' in r.stdout, r.stderr
+    r = train('--run', 'c', '--steps', steps, '--quiet', *args, cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    a, b = weights(tmp_path / 'b'), weights(tmp_path / 'c')
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
