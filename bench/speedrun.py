@@ -136,6 +136,8 @@ def main(argv=None) -> int:
     ap.add_argument('--peer-steps', type=int, default=200_000)
     ap.add_argument('--peer-every', type=int, default=5_000,
                     help="the peer's val loss is checked every this many steps")
+    ap.add_argument('--budgets', type=float, nargs='*', default=[], metavar='M',
+                    help='also `mlp-names train --minutes M` for each M: its wall time against M')
     ap.add_argument('--data', type=Path, default=ROOT / 'data' / 'names.txt')
     ap.add_argument('--json', type=Path, help='save every run and the summary here')
     ap.add_argument('--markdown', type=Path,
@@ -156,6 +158,10 @@ def main(argv=None) -> int:
             runs.append(one_run(PLANS[target], seed, args.data))
             print(f'  {target}: seed {seed}: {runs[-1]}', file=sys.stderr, flush=True)
         rows.append(summary(f'val <= {target}', target, PLANS[target], runs))
+    for m in args.budgets:  # how closely a budget is kept: the whole process, timed from outside
+        r = one_run(['--minutes', f'{m:g}', '--threads', '1'], args.seeds[0], args.data)
+        print(f"--minutes {m:g}: {r['wall_s']:.1f} s, {r['wall_s'] / (60 * m):.3f} of the budget "
+              f"({r['steps']:,} steps, val {r['val']:.4f})", flush=True)
     if args.ten_minutes:
         runs = [one_run(TEN_MINUTES, seed, args.data) for seed in args.seeds]
         rows.append(summary('best val in 10 minutes', None, TEN_MINUTES, runs))
