@@ -128,7 +128,8 @@ def run_peer(data: Path, target: float, max_steps: int, every: int) -> dict:
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
-    ap.add_argument('--targets', type=float, nargs='+', default=list(PLANS), help='val losses')
+    ap.add_argument('--targets', type=float, nargs='*', default=list(PLANS),
+                    help='val losses (none given: only the --budgets)')
     ap.add_argument('--seeds', type=int, nargs='+', default=[1, 2, 3], help='init seeds (--seed)')
     ap.add_argument('--ten-minutes', action='store_true', help='also the best val in 10 minutes')
     ap.add_argument('--peer', action='store_true',
