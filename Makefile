@@ -9,7 +9,7 @@ TORCH_INDEX ?=
 # extra arguments for `make train`, e.g. `make train ARGS="--force"` or `make train ARGS="--resume --steps 40000"`
 ARGS ?=
 
-.PHONY: setup setup-dev train test readme notebooks bench results pretrained speedrun docs docs-check clean-venv
+.PHONY: setup setup-dev train test lint export readme notebooks bench results pretrained speedrun docs docs-check clean-venv
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -41,18 +41,27 @@ ISA_SWITCH ?= $(shell grep -qw avx512f /proc/cpuinfo 2>/dev/null && echo 'ATEN_C
 
 # the test command: every notebook under nbval, the sync checks, the install and CLI tests; then every notebook
 # again under another instruction set, against the same stored outputs
-test: setup-dev
+test: setup-dev lint
 	$(BIN)/python -m pytest
 	@echo "== the notebooks again, on another instruction set: $(ISA_SWITCH)"
 	env $(ISA_SWITCH) $(BIN)/python -m pytest nbs
+
+# ruff's lint and format checks over the notebooks and the library (pyproject.toml: lines at most 100)
+lint: setup-dev
+	$(BIN)/ruff check
+	$(BIN)/ruff format --check
+
+# write the library from the notebooks: nbdev_export, then ruff's layout (two blank lines between definitions)
+export: setup-dev
+	$(BIN)/nbdev_export
+	$(BIN)/ruff format -q mlp_names
 
 # regenerate README.md from nbs/index.ipynb
 readme: setup-dev
 	$(BIN)/python tools/make_readme.py
 
 # re-execute every notebook in a fresh kernel and store its outputs (see README, Contributing)
-notebooks: setup-dev
-	$(BIN)/nbdev_export
+notebooks: export
 	cd nbs && for nb in [0-9]*.ipynb index.ipynb; do \
 	  ../$(BIN)/jupyter nbconvert --to notebook --execute --inplace --ExecutePreprocessor.timeout=900 $$nb || exit 1; done
 	$(BIN)/nbdev_clean

@@ -11,26 +11,35 @@ from fastcore.basics import patch
 # %% auto 0
 __all__ = ['NS_COEFFICIENTS', 'Adam', 'check_adam_state', 'newton_schulz', 'Muon']
 
+
 # %% ../nbs/03_adam.ipynb 5
 class Adam:
     "Adam with bias correction, one parameter tensor at a time, as the formulas read."
-    def __init__(self, params, lr: float = 1e-3, beta1: float = 0.9, beta2: float = 0.999, eps: float = 1e-8):
+
+    def __init__(
+        self, params, lr: float = 1e-3, beta1: float = 0.9, beta2: float = 0.999, eps: float = 1e-8
+    ):
         self.params = list(params)
-        if not self.params: raise UserError("Adam got no parameters to optimize")
+        if not self.params:
+            raise UserError("Adam got no parameters to optimize")
         for i, p in enumerate(self.params):
             if not isinstance(p, torch.Tensor) or not p.requires_grad or not p.is_leaf:
                 raise UserError(f"parameter {i} must be a leaf tensor with requires_grad=True")
-        if not lr >= 0: raise UserError(f"lr must be >= 0, got {lr}")
+        if not lr >= 0:
+            raise UserError(f"lr must be >= 0, got {lr}")
         for name, b in (('beta1', beta1), ('beta2', beta2)):
-            if not 0 <= b < 1: raise UserError(f"{name} must be in [0, 1), got {b}")
-        if not eps >= 0: raise UserError(f"eps must be >= 0, got {eps}")
+            if not 0 <= b < 1:
+                raise UserError(f"{name} must be in [0, 1), got {b}")
+        if not eps >= 0:
+            raise UserError(f"eps must be >= 0, got {eps}")
         self.lr, self.beta1, self.beta2, self.eps, self.t = lr, beta1, beta2, eps, 0
-        self.exp_avg = [torch.zeros_like(p) for p in self.params]      # m, one per tensor
-        self.exp_avg_sq = [torch.zeros_like(p) for p in self.params]   # v
+        self.exp_avg = [torch.zeros_like(p) for p in self.params]  # m, one per tensor
+        self.exp_avg_sq = [torch.zeros_like(p) for p in self.params]  # v
 
     def zero_grad(self) -> None:
         "Forget the gradients (the next backward pass writes new ones)."
-        for p in self.params: p.grad = None
+        for p in self.params:
+            p.grad = None
 
     @torch.no_grad()
     def step(self) -> None:
@@ -38,81 +47,129 @@ class Adam:
         self.t += 1
         b1, b2 = self.beta1, self.beta2
         for p, m, v in zip(self.params, self.exp_avg, self.exp_avg_sq):
-            if p.grad is None: continue
-            m.mul_(b1).add_(p.grad, alpha=1 - b1)              # m = β1·m + (1-β1)·g
+            if p.grad is None:
+                continue
+            m.mul_(b1).add_(p.grad, alpha=1 - b1)  # m = β1·m + (1-β1)·g
             v.mul_(b2).addcmul_(p.grad, p.grad, value=1 - b2)  # v = β2·v + (1-β2)·g²
             m_hat, v_hat = m / (1 - b1**self.t), v / (1 - b2**self.t)
             p.sub_(self.lr * m_hat / (v_hat.sqrt() + self.eps))
+
 
 # %% ../nbs/03_adam.ipynb 7
 @patch
 def state_dict(self: Adam) -> dict:
     "Step count, moments and hyperparameters: all an exact resume needs."
-    return {'t': self.t, 'exp_avg': [m.clone() for m in self.exp_avg],
-            'exp_avg_sq': [v.clone() for v in self.exp_avg_sq],
-            'lr': self.lr, 'beta1': self.beta1, 'beta2': self.beta2, 'eps': self.eps}
+    return {
+        't': self.t,
+        'exp_avg': [m.clone() for m in self.exp_avg],
+        'exp_avg_sq': [v.clone() for v in self.exp_avg_sq],
+        'lr': self.lr,
+        'beta1': self.beta1,
+        'beta2': self.beta2,
+        'eps': self.eps,
+    }
+
 
 @patch
 def load_state_dict(self: Adam, state: dict) -> None:
     "Restore what `state_dict` saved; the parameters themselves come from the model's checkpoint."
     check_adam_state(state, self.params)
     self.t = int(state['t'])
-    for own, saved in zip(self.exp_avg + self.exp_avg_sq, state['exp_avg'] + state['exp_avg_sq']): own.copy_(saved)
+    for own, saved in zip(self.exp_avg + self.exp_avg_sq, state['exp_avg'] + state['exp_avg_sq']):
+        own.copy_(saved)
     for k in ('lr', 'beta1', 'beta2', 'eps'):
-        if k in state: setattr(self, k, float(state[k]))
+        if k in state:
+            setattr(self, k, float(state[k]))
+
 
 def check_adam_state(state: dict, params: list[torch.Tensor]) -> None:
     "Raise a ValueError unless `state` is an Adam state for tensors of the shapes of `params`."
     for k in ('t', 'exp_avg', 'exp_avg_sq'):
-        if k not in state: raise UserError(f"Adam state is missing {k!r}")
+        if k not in state:
+            raise UserError(f"Adam state is missing {k!r}")
     shapes = [tuple(p.shape) for p in params]
     for k in ('exp_avg', 'exp_avg_sq'):
         got = [tuple(t.shape) for t in state[k]]
-        if got != shapes: raise UserError(f"Adam state {k!r} holds tensors of shapes {got[:3]}..., "
-                                           f"these parameters have {shapes[:3]}... ({len(got)} vs {len(shapes)} tensors)")
+        if got != shapes:
+            raise UserError(
+                f"Adam state {k!r} holds tensors of shapes {got[:3]}..., "
+                f"these parameters have {shapes[:3]}... ({len(got)} vs {len(shapes)} tensors)"
+            )
+
 
 # %% ../nbs/03_adam.ipynb 15
 NS_COEFFICIENTS = (3.4445, -4.775, 2.0315)  # a, b, c of the quintic a·s + b·s³ + c·s⁵
 
-def newton_schulz(G: torch.Tensor, steps: int = 5, coefficients=NS_COEFFICIENTS, eps: float = 1e-7,
-                  dtype: torch.dtype = torch.bfloat16) -> torch.Tensor:
+
+def newton_schulz(
+    G: torch.Tensor,
+    steps: int = 5,
+    coefficients=NS_COEFFICIENTS,
+    eps: float = 1e-7,
+    dtype: torch.dtype = torch.bfloat16,
+) -> torch.Tensor:
     "Close to U·Vᵀ of `G` = U·S·Vᵀ: the quintic Newton–Schulz iteration, `steps` times in `dtype`."
     a, b, c = coefficients
     X = G.to(dtype)
     tall = X.shape[0] > X.shape[1]
-    if tall: X = X.T                                  # rows ≤ columns: X·Xᵀ is the small square
-    X = X / X.norm().clamp(min=eps)                   # every singular value ≤ 1
+    if tall:
+        X = X.T  # rows ≤ columns: X·Xᵀ is the small square
+    X = X / X.norm().clamp(min=eps)  # every singular value ≤ 1
     for _ in range(steps):
         A = X @ X.T
         X = torch.addmm(X, torch.addmm(A, A, A, beta=b, alpha=c), X, beta=a)  # a·X + (b·A + c·A²)·X
     return X.T if tall else X
 
+
 # %% ../nbs/03_adam.ipynb 19
 class Muon:
     "Momentum (Nesterov) orthogonalised by Newton–Schulz, for weight matrices; decoupled weight decay."
-    def __init__(self, params, lr: float = 1e-3, momentum: float = 0.95, weight_decay: float = 0.1,
-                 nesterov: bool = True, ns_steps: int = 5, ns_coefficients=NS_COEFFICIENTS,
-                 eps: float = 1e-7, ns_dtype: torch.dtype = torch.bfloat16):
+
+    def __init__(
+        self,
+        params,
+        lr: float = 1e-3,
+        momentum: float = 0.95,
+        weight_decay: float = 0.1,
+        nesterov: bool = True,
+        ns_steps: int = 5,
+        ns_coefficients=NS_COEFFICIENTS,
+        eps: float = 1e-7,
+        ns_dtype: torch.dtype = torch.bfloat16,
+    ):
         self.params = list(params)
-        if not self.params: raise UserError("Muon got no parameters to optimize")
+        if not self.params:
+            raise UserError("Muon got no parameters to optimize")
         for i, p in enumerate(self.params):
             leaf = isinstance(p, torch.Tensor) and p.requires_grad and p.is_leaf
             if not leaf or p.ndim != 2:
-                raise UserError(f"Muon parameter {i} must be a 2-D leaf tensor with requires_grad=True "
-                                f"(a weight matrix), got shape {tuple(getattr(p, 'shape', ()))}; "
-                                "give the others to Adam")
-        if not lr >= 0: raise UserError(f"lr must be >= 0, got {lr}")
-        if not 0 <= momentum < 1: raise UserError(f"momentum must be in [0, 1), got {momentum}")
-        if not weight_decay >= 0: raise UserError(f"weight_decay must be >= 0, got {weight_decay}")
-        if not 1 <= ns_steps < 100: raise UserError(f"ns_steps must be in [1, 100), got {ns_steps}")
-        self.lr, self.momentum, self.weight_decay, self.nesterov = lr, momentum, weight_decay, nesterov
+                raise UserError(
+                    f"Muon parameter {i} must be a 2-D leaf tensor with requires_grad=True "
+                    f"(a weight matrix), got shape {tuple(getattr(p, 'shape', ()))}; "
+                    "give the others to Adam"
+                )
+        if not lr >= 0:
+            raise UserError(f"lr must be >= 0, got {lr}")
+        if not 0 <= momentum < 1:
+            raise UserError(f"momentum must be in [0, 1), got {momentum}")
+        if not weight_decay >= 0:
+            raise UserError(f"weight_decay must be >= 0, got {weight_decay}")
+        if not 1 <= ns_steps < 100:
+            raise UserError(f"ns_steps must be in [1, 100), got {ns_steps}")
+        self.lr, self.momentum, self.weight_decay, self.nesterov = (
+            lr,
+            momentum,
+            weight_decay,
+            nesterov,
+        )
         self.ns_steps, self.ns_coefficients = ns_steps, tuple(ns_coefficients)
         self.eps, self.ns_dtype = eps, ns_dtype
         self.t, self.momentum_buffer = 0, [torch.zeros_like(p) for p in self.params]
 
     def zero_grad(self) -> None:
         "Forget the gradients (the next backward pass writes new ones)."
-        for p in self.params: p.grad = None
+        for p in self.params:
+            p.grad = None
 
     @torch.no_grad()
     def step(self) -> None:
@@ -120,37 +177,54 @@ class Muon:
         self.t += 1
         mu = self.momentum
         for p, B in zip(self.params, self.momentum_buffer):
-            if p.grad is None: continue
-            B.lerp_(p.grad, 1 - mu)                                # B = μ·B + (1-μ)·g
-            M = p.grad.lerp(B, mu) if self.nesterov else B         # (1-μ)·g + μ·B
+            if p.grad is None:
+                continue
+            B.lerp_(p.grad, 1 - mu)  # B = μ·B + (1-μ)·g
+            M = p.grad.lerp(B, mu) if self.nesterov else B  # (1-μ)·g + μ·B
             O = newton_schulz(M, self.ns_steps, self.ns_coefficients, self.eps, self.ns_dtype)
-            p.mul_(1 - self.lr * self.weight_decay)                # decoupled weight decay
+            p.mul_(1 - self.lr * self.weight_decay)  # decoupled weight decay
             p.add_(O, alpha=-self.lr * max(1, p.shape[0] / p.shape[1]) ** 0.5)
+
 
 # %% ../nbs/03_adam.ipynb 20
 @patch
 def state_dict(self: Muon) -> dict:
     "Step count, momentum buffers and hyperparameters: all an exact resume needs."
-    return {'t': self.t, 'momentum_buffer': [B.clone() for B in self.momentum_buffer],
-            'lr': self.lr, 'momentum': self.momentum, 'weight_decay': self.weight_decay,
-            'nesterov': self.nesterov, 'ns_steps': self.ns_steps,
-            'ns_coefficients': list(self.ns_coefficients), 'eps': self.eps}
+    return {
+        't': self.t,
+        'momentum_buffer': [B.clone() for B in self.momentum_buffer],
+        'lr': self.lr,
+        'momentum': self.momentum,
+        'weight_decay': self.weight_decay,
+        'nesterov': self.nesterov,
+        'ns_steps': self.ns_steps,
+        'ns_coefficients': list(self.ns_coefficients),
+        'eps': self.eps,
+    }
+
 
 @patch
 def load_state_dict(self: Muon, state: dict) -> None:
     "Restore what `state_dict` saved; the parameters come from the model's checkpoint."
     for k in ('t', 'momentum_buffer'):
-        if k not in state: raise UserError(f"Muon state is missing {k!r}")
+        if k not in state:
+            raise UserError(f"Muon state is missing {k!r}")
     got = [tuple(B.shape) for B in state['momentum_buffer']]
     shapes = [tuple(p.shape) for p in self.params]
-    if got != shapes: raise UserError(
-        f"Muon state 'momentum_buffer' holds tensors of shapes {got[:3]}..., these parameters "
-        f"have {shapes[:3]}... ({len(got)} vs {len(shapes)} tensors)")
+    if got != shapes:
+        raise UserError(
+            f"Muon state 'momentum_buffer' holds tensors of shapes {got[:3]}..., these parameters "
+            f"have {shapes[:3]}... ({len(got)} vs {len(shapes)} tensors)"
+        )
     self.t = int(state['t'])
-    for own, saved in zip(self.momentum_buffer, state['momentum_buffer']): own.copy_(saved)
+    for own, saved in zip(self.momentum_buffer, state['momentum_buffer']):
+        own.copy_(saved)
     for k in ('lr', 'momentum', 'weight_decay', 'eps'):
-        if k in state: setattr(self, k, float(state[k]))
-    if 'nesterov' in state: self.nesterov = bool(state['nesterov'])
-    if 'ns_steps' in state: self.ns_steps = int(state['ns_steps'])
+        if k in state:
+            setattr(self, k, float(state[k]))
+    if 'nesterov' in state:
+        self.nesterov = bool(state['nesterov'])
+    if 'ns_steps' in state:
+        self.ns_steps = int(state['ns_steps'])
     if 'ns_coefficients' in state:
         self.ns_coefficients = tuple(float(x) for x in state['ns_coefficients'])

@@ -12,13 +12,23 @@ from .layers import BatchNorm1d, Embedding, Flatten, LeakyRelu, Linear, Sequenti
 from .adam import Adam, check_adam_state
 
 # %% auto 0
-__all__ = ['grad_of', 'cross_entropy_with_grad', 'rebind_to_flat', 'FlatAdam', 'AutogradStep', 'ManualStep']
+__all__ = [
+    'grad_of',
+    'cross_entropy_with_grad',
+    'rebind_to_flat',
+    'FlatAdam',
+    'AutogradStep',
+    'ManualStep',
+]
+
 
 # %% ../nbs/03a_backward.ipynb 6
 def grad_of(p: torch.Tensor) -> torch.Tensor:
     "The tensor that holds `p`'s gradient (made on first use): the hand-written backward passes overwrite it."
-    if p.grad is None: p.grad = torch.empty_like(p)
+    if p.grad is None:
+        p.grad = torch.empty_like(p)
     return p.grad
+
 
 # %% ../nbs/03a_backward.ipynb 10
 @patch
@@ -27,28 +37,35 @@ def forward_for_backward(self: Linear, x: torch.Tensor) -> torch.Tensor:
     self._x = x
     return torch.addmm(self.bias, x, self.weight) if self.bias is not None else x @ self.weight
 
+
 @patch
 def backward(self: Linear, dout: torch.Tensor) -> torch.Tensor:
     "δW = xᵀ·δout, δb = Σ δout, δx = δout·Wᵀ."
     torch.mm(self._x.t(), dout, out=grad_of(self.weight))
-    if self.bias is not None: torch.sum(dout, 0, out=grad_of(self.bias))
+    if self.bias is not None:
+        torch.sum(dout, 0, out=grad_of(self.bias))
     return dout @ self.weight.t()
+
 
 # %% ../nbs/03a_backward.ipynb 13
 @patch
 def forward_for_backward(self: BatchNorm1d, x: torch.Tensor) -> torch.Tensor:
     "Training-mode output (batch statistics, running averages updated), keeping x̂ and s for `backward`."
     n = x.shape[0]
-    mean = x.sum(0).div_(n)                          # x.mean(0): the same numbers, in one call less
+    mean = x.sum(0).div_(n)  # x.mean(0): the same numbers, in one call less
     xc = x - mean
-    var = (xc * xc).sum(0).div_(n - 1)              # unbiased, as the original
+    var = (xc * xc).sum(0).div_(n - 1)  # unbiased, as the original
     self._s = (var + self.eps).rsqrt_()
     self._xhat = xc.mul_(self._s)
-    with torch.no_grad():                            # r ← (1 - momentum)·r + momentum·batch, as `__call__`
-        if mean.dtype != self.running_mean.dtype: mean, var = mean.to(self.running_mean.dtype), var.to(self.running_var.dtype)
-        self.running_mean.lerp_(mean, self.momentum)  # (the `to` above: only when checked in float64)
+    with torch.no_grad():  # r ← (1 - momentum)·r + momentum·batch, as `__call__`
+        if mean.dtype != self.running_mean.dtype:
+            mean, var = mean.to(self.running_mean.dtype), var.to(self.running_var.dtype)
+        self.running_mean.lerp_(
+            mean, self.momentum
+        )  # (the `to` above: only when checked in float64)
         self.running_var.lerp_(var, self.momentum)
     return torch.addcmul(self.beta, self.gamma, self._xhat)
+
 
 @patch
 def backward(self: BatchNorm1d, dout: torch.Tensor) -> torch.Tensor:
@@ -56,10 +73,18 @@ def backward(self: BatchNorm1d, dout: torch.Tensor) -> torch.Tensor:
     n, xhat = dout.shape[0], self._xhat
     dgamma = torch.sum(dout * xhat, 0, out=grad_of(self.gamma))
     dbeta = torch.sum(dout, 0, out=grad_of(self.beta))
-    return torch.addcmul(dout, xhat, dgamma, value=-1 / (n - 1)).sub_(dbeta, alpha=1 / n).mul_(self.gamma * self._s)
+    return (
+        torch.addcmul(dout, xhat, dgamma, value=-1 / (n - 1))
+        .sub_(dbeta, alpha=1 / n)
+        .mul_(self.gamma * self._s)
+    )
+
 
 # %% ../nbs/03a_backward.ipynb 18
-_leaky_relu_backward = torch.ops.aten.leaky_relu_backward.default  # δo where o > 0, slope·δo elsewhere
+_leaky_relu_backward = (
+    torch.ops.aten.leaky_relu_backward.default
+)  # δo where o > 0, slope·δo elsewhere
+
 
 @patch
 def forward_for_backward(self: LeakyRelu, x: torch.Tensor) -> torch.Tensor:
@@ -67,10 +92,12 @@ def forward_for_backward(self: LeakyRelu, x: torch.Tensor) -> torch.Tensor:
     self._o = F.leaky_relu(x, self.negative_slope)
     return self._o
 
+
 @patch
 def backward(self: LeakyRelu, dout: torch.Tensor) -> torch.Tensor:
     "δx = δo where o > 0, slope·δo elsewhere."
     return _leaky_relu_backward(dout, self._o, self.negative_slope, True)
+
 
 @patch
 def forward_for_backward(self: Embedding, ix: torch.Tensor) -> torch.Tensor:
@@ -78,43 +105,55 @@ def forward_for_backward(self: Embedding, ix: torch.Tensor) -> torch.Tensor:
     self._ix = ix
     return self.weight[ix]
 
+
 @patch
 def backward(self: Embedding, dout: torch.Tensor) -> None:
     "Row i of the gradient is the sum of δout wherever character i was looked up; there is no δx."
     g = grad_of(self.weight).zero_()
     g.index_add_(0, self._ix.reshape(-1), dout.reshape(-1, g.shape[1]))
 
+
 @patch
 def forward_for_backward(self: Flatten, x: torch.Tensor) -> torch.Tensor:
     self._shape = x.shape
     return x.view(x.shape[0], -1)
 
+
 @patch
-def backward(self: Flatten, dout: torch.Tensor) -> torch.Tensor: return dout.view(self._shape)
+def backward(self: Flatten, dout: torch.Tensor) -> torch.Tensor:
+    return dout.view(self._shape)
+
 
 # %% ../nbs/03a_backward.ipynb 21
 @patch
 @torch.no_grad()
 def forward_for_backward(self: Sequential, x: torch.Tensor) -> torch.Tensor:
     "Training-mode output of the stack, every layer keeping what its `backward` needs."
-    for layer in self.layers: x = layer.forward_for_backward(x)
+    for layer in self.layers:
+        x = layer.forward_for_backward(x)
     return x
+
 
 @patch
 @torch.no_grad()
 def backward(self: Sequential, dout: torch.Tensor):
     "Gradients of every layer, last to first; returns δ of the input."
-    for layer in reversed(self.layers): dout = layer.backward(dout)
+    for layer in reversed(self.layers):
+        dout = layer.backward(dout)
     return dout
 
-def cross_entropy_with_grad(logits: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+
+def cross_entropy_with_grad(
+    logits: torch.Tensor, y: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
     "Mean cross-entropy of `logits` against targets `y`, and its gradient (softmax - onehot) / n."
     n = logits.shape[0]
     logp = F.log_softmax(logits, 1)
     loss = F.nll_loss(logp, y)
-    dlogits = logp.exp_()                 # softmax, in the buffer log_softmax made
+    dlogits = logp.exp_()  # softmax, in the buffer log_softmax made
     dlogits[torch.arange(n), y] -= 1
     return loss, dlogits.div_(n)
+
 
 # %% ../nbs/03a_backward.ipynb 25
 def rebind_to_flat(params: list[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
@@ -124,40 +163,52 @@ def rebind_to_flat(params: list[torch.Tensor]) -> tuple[torch.Tensor, torch.Tens
     offset = 0
     for p in params:
         n = p.numel()
-        p.data = flat[offset:offset + n].view_as(p)
-        p.grad = flat_grad[offset:offset + n].view_as(p)
+        p.data = flat[offset : offset + n].view_as(p)
+        p.grad = flat_grad[offset : offset + n].view_as(p)
         offset += n
     return flat, flat_grad
+
 
 # %% ../nbs/03a_backward.ipynb 29
 class FlatAdam:
     "Adam over all parameters at once: they become views of one flat buffer (see `rebind_to_flat`)."
-    def __init__(self, params, lr: float = 1e-3, beta1: float = 0.9, beta2: float = 0.999, eps: float = 1e-8):
+
+    def __init__(
+        self, params, lr: float = 1e-3, beta1: float = 0.9, beta2: float = 0.999, eps: float = 1e-8
+    ):
         self.params = list(params)
         self.lr, self.beta1, self.beta2, self.eps, self.t = lr, beta1, beta2, eps, 0
         self.flat, self.flat_grad = rebind_to_flat(self.params)
         self.exp_avg, self.exp_avg_sq = torch.zeros_like(self.flat), torch.zeros_like(self.flat)
-        self._denom = torch.empty_like(self.flat)   # scratch space, reused every step
+        self._denom = torch.empty_like(self.flat)  # scratch space, reused every step
 
     @torch.no_grad()
     def step(self) -> None:
         "One Adam update of every parameter, from the gradients in the flat gradient buffer."
         self.t += 1
         g, m, v = self.flat_grad, self.exp_avg, self.exp_avg_sq
-        m.lerp_(g, 1 - self.beta1)                               # m = β1·m + (1-β1)·g
+        m.lerp_(g, 1 - self.beta1)  # m = β1·m + (1-β1)·g
         v.mul_(self.beta2).addcmul_(g, g, value=1 - self.beta2)  # v = β2·v + (1-β2)·g²
         bias1, bias2 = 1 - self.beta1**self.t, 1 - self.beta2**self.t
         denom = torch.sqrt(v, out=self._denom).add_(self.eps * math.sqrt(bias2))
         self.flat.addcdiv_(m, denom, value=-self.lr * math.sqrt(bias2) / bias1)
 
     def _split(self, flat: torch.Tensor) -> list[torch.Tensor]:
-        return [t.view_as(p) for t, p in zip(flat.split([p.numel() for p in self.params]), self.params)]
+        return [
+            t.view_as(p) for t, p in zip(flat.split([p.numel() for p in self.params]), self.params)
+        ]
 
     def state_dict(self) -> dict:
         "The state in chapter 03's format: one moment tensor per parameter."
-        return {'t': self.t, 'exp_avg': [t.clone() for t in self._split(self.exp_avg)],
-                'exp_avg_sq': [t.clone() for t in self._split(self.exp_avg_sq)],
-                'lr': self.lr, 'beta1': self.beta1, 'beta2': self.beta2, 'eps': self.eps}
+        return {
+            't': self.t,
+            'exp_avg': [t.clone() for t in self._split(self.exp_avg)],
+            'exp_avg_sq': [t.clone() for t in self._split(self.exp_avg_sq)],
+            'lr': self.lr,
+            'beta1': self.beta1,
+            'beta2': self.beta2,
+            'eps': self.eps,
+        }
 
     def load_state_dict(self, state: dict) -> None:
         check_adam_state(state, self.params)
@@ -165,11 +216,14 @@ class FlatAdam:
         torch.cat([t.reshape(-1) for t in state['exp_avg']], out=self.exp_avg)
         torch.cat([t.reshape(-1) for t in state['exp_avg_sq']], out=self.exp_avg_sq)
         for k in ('lr', 'beta1', 'beta2', 'eps'):
-            if k in state: setattr(self, k, float(state[k]))
+            if k in state:
+                setattr(self, k, float(state[k]))
+
 
 # %% ../nbs/03a_backward.ipynb 37
 class AutogradStep:
     "A training step through autograd: cross-entropy, `backward()`, and chapter 03's `Adam` (or `optimizer`)."
+
     def __init__(self, model: Sequential, lr: float = 1e-3, optimizer: Adam | None = None):
         self.model, self.optimizer = model, optimizer or Adam(model.parameters(), lr=lr)
 
@@ -181,9 +235,11 @@ class AutogradStep:
         self.optimizer.step()
         return loss.item()
 
+
 # %% ../nbs/03a_backward.ipynb 39
 class ManualStep:
     "A training step by hand: forward, cross-entropy, backward and `FlatAdam`, with no autograd graph."
+
     def __init__(self, model: Sequential, lr: float = 1e-3, optimizer: FlatAdam | None = None):
         self.model, self.optimizer = model, optimizer or FlatAdam(model.parameters(), lr=lr)
 

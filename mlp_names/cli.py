@@ -4,17 +4,31 @@
 
 # %% ../nbs/07_cli.ipynb 2
 from __future__ import annotations
-import signal, sys
+import signal
+import sys
 from pathlib import Path
 
 # run as the console script (not imported by a program) with Python's own Ctrl-C handler
-_HOLD = Path(sys.argv[0]).name == 'mlp-names' and signal.getsignal(signal.SIGINT) is signal.default_int_handler
+_HOLD = (
+    Path(sys.argv[0]).name == 'mlp-names'
+    and signal.getsignal(signal.SIGINT) is signal.default_int_handler
+)
 _loading_interrupted = []
 if _HOLD:
     # Ctrl-C while torch loads (a second or two) would break its import half-way: noted, and said once loaded
     signal.signal(signal.SIGINT, lambda *_: _loading_interrupted.append(True))
 
-import argparse, dataclasses, io, json, math, os, re, secrets, shutil, tempfile, time
+import argparse
+import dataclasses
+import io
+import json
+import math
+import os
+import re
+import secrets
+import shutil
+import tempfile
+import time
 import torch
 import mlp_names
 from .vocab import UserError, shown_letters
@@ -24,9 +38,22 @@ from .train import Run, setting_problem
 from .fused import check_bf16
 from .deeper import PRESETS, DeeperConfig, preset
 from .runs import continue_run, load_run, run_words, start_run, words_sha256
-from .sampling import (KnownWords, Sampler, _check_letters, as_sampler, iter_samples, model_losses,
-                                reference_scores, sample, sample_quality, sampling_problem, score,
-                                write_export, write_onnx, write_weights)
+from mlp_names.sampling import (
+    KnownWords,
+    Sampler,
+    _check_letters,
+    as_sampler,
+    iter_samples,
+    model_losses,
+    reference_scores,
+    sample,
+    sample_quality,
+    sampling_problem,
+    score,
+    write_export,
+    write_onnx,
+    write_weights,
+)
 
 if _HOLD:
     signal.signal(signal.SIGINT, signal.default_int_handler)
@@ -35,162 +62,331 @@ if _HOLD:
         raise SystemExit(130)
 
 DEFAULT_RUN = 'runs/names'  # the run of `train` without --run, and of the other commands
-_RUN_HELP = (f'run directory (default: {DEFAULT_RUN}; where it does not exist, the model '
-             'shipped with mlp_names)')
+_RUN_HELP = (
+    f'run directory (default: {DEFAULT_RUN}; where it does not exist, the model '
+    'shipped with mlp_names)'
+)
 
 # %% auto 0
-__all__ = ['DEFAULT_RUN', 'SHORT_NAMES', 'DATA_HELP', 'SCORE_CHUNK', 'MAX_LINE_BYTES', 'GRAPHS', 'COMMANDS', 'add_config_flags',
-           'build_parser', 'cmd_train', 'cmd_sample', 'cmd_evaluate', 'cmd_score', 'cmd_plot', 'cmd_export', 'main']
+__all__ = [
+    'DEFAULT_RUN',
+    'SHORT_NAMES',
+    'DATA_HELP',
+    'SCORE_CHUNK',
+    'MAX_LINE_BYTES',
+    'GRAPHS',
+    'COMMANDS',
+    'add_config_flags',
+    'build_parser',
+    'cmd_train',
+    'cmd_sample',
+    'cmd_evaluate',
+    'cmd_score',
+    'cmd_plot',
+    'cmd_export',
+    'main',
+]
 
 # %% ../nbs/07_cli.ipynb 5
 SHORT_NAMES = {'max_steps': '--steps', 'init_seed': '--seed'}
 
+
 def _parser_for(f: dataclasses.Field):
     "An argparse type that parses a flag's text and checks it as the config would."
+
     def parse(text: str):
-        try: value = float(text) if f.type == 'float' else int(text)
-        except ValueError: raise argparse.ArgumentTypeError(f'expected {"a number" if f.type == "float" else "a whole number"}, got {text!r}') from None
-        if problem := setting_problem(f, value): raise argparse.ArgumentTypeError(problem)
+        try:
+            value = float(text) if f.type == 'float' else int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(
+                f'expected {"a number" if f.type == "float" else "a whole number"}, got {text!r}'
+            ) from None
+        if problem := setting_problem(f, value):
+            raise argparse.ArgumentTypeError(problem)
         return value
+
     return parse
+
 
 def add_config_flags(parser: argparse.ArgumentParser) -> None:
     "One flag per `DeeperConfig` field (chapter 04's and 05a's settings), with the field's help, default and bounds."
     group = parser.add_argument_group('settings of a new run (a resumed run keeps its own)')
     for f in dataclasses.fields(DeeperConfig):
-        flags = ['--' + f.name.replace('_', '-')] + ([SHORT_NAMES[f.name]] if f.name in SHORT_NAMES else [])
+        flags = ['--' + f.name.replace('_', '-')] + (
+            [SHORT_NAMES[f.name]] if f.name in SHORT_NAMES else []
+        )
         help = f"{f.metadata['help']} (default: {f.default})"
-        kw = dict(dest=f.name, default=argparse.SUPPRESS, help=help)  # absent unless given: a resume can tell
-        if f.type == 'bool': group.add_argument(*flags, action=argparse.BooleanOptionalAction, **kw)
-        else: group.add_argument(*flags, type=_parser_for(f), metavar=f.type.upper(), **kw)
+        kw = dict(
+            dest=f.name, default=argparse.SUPPRESS, help=help
+        )  # absent unless given: a resume can tell
+        if f.type == 'bool':
+            group.add_argument(*flags, action=argparse.BooleanOptionalAction, **kw)
+        else:
+            group.add_argument(*flags, type=_parser_for(f), metavar=f.type.upper(), **kw)
+
 
 # %% ../nbs/07_cli.ipynb 7
 def _sampling_type(name: str):
     "An argparse type that parses a flag's text and checks it as chapter 06 checks the setting `name`."
+
     def parse(text: str):
-        try: value = float(text) if name == 'temperature' else int(text)
-        except ValueError: raise argparse.ArgumentTypeError(f"expected {'a number' if name == 'temperature' else 'a whole number'}, got {text!r}") from None
-        if problem := sampling_problem(name, value): raise argparse.ArgumentTypeError(problem)
+        try:
+            value = float(text) if name == 'temperature' else int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(
+                f"expected {'a number' if name == 'temperature' else 'a whole number'}, got {text!r}"
+            ) from None
+        if problem := sampling_problem(name, value):
+            raise argparse.ArgumentTypeError(problem)
         return value
+
     return parse
 
+
 # %% ../nbs/07_cli.ipynb 9
-DATA_HELP = ("the run's word file, if it moved (default: the file it trained on, else $MLP_NAMES_DATA); "
-             'only the same words are taken')
+DATA_HELP = (
+    "the run's word file, if it moved (default: the file it trained on, else $MLP_NAMES_DATA); "
+    'only the same words are taken'
+)
+
 
 def _minutes(text: str) -> float:
     "An argparse type for --minutes: a number above 0."
-    try: value = float(text)
+    try:
+        value = float(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f'expected a number, got {text!r}') from None
     if not (math.isfinite(value) and 0 < value <= 10**6):
         raise argparse.ArgumentTypeError(f'must be above 0 and at most 1000000, got {text}')
     return value
 
+
 # %% ../nbs/07_cli.ipynb 10
 def _train_parser(sub, fmt) -> None:
     "The flags of `mlp-names train`."
-    p = sub.add_parser('train', help='train a model and save the run', formatter_class=fmt,
-                       description='Train a model into a run directory; print its losses and 20 names.')
+    p = sub.add_parser(
+        'train',
+        help='train a model and save the run',
+        formatter_class=fmt,
+        description='Train a model into a run directory; print its losses and 20 names.',
+    )
     p.add_argument('--run', default=DEFAULT_RUN, help='run directory')
-    p.add_argument('--data', help='one-word-per-line text file (default: names.txt, fetched if needed)')
+    p.add_argument(
+        '--data', help='one-word-per-line text file (default: names.txt, fetched if needed)'
+    )
     p.add_argument('--resume', action='store_true', help='continue the run in --run up to --steps')
-    p.add_argument('--force', action='store_true', help='replace a run that already exists in --run')
+    p.add_argument(
+        '--force', action='store_true', help='replace a run that already exists in --run'
+    )
     p.add_argument('--quiet', action='store_true', help='no progress output')
-    p.add_argument('--preset', choices=list(PRESETS), help="start from a preset's settings (chapter 05a): original is the "
-                   "default run; tree, wide, dropout and best are deeper models; flags given beside it override its values")
-    p.add_argument('--minutes', type=_minutes, metavar='M',
-                   help='train as many steps as fit in about M minutes of this machine, the whole '
-                   "command included (measured first; recorded as the run's --steps)")
+    p.add_argument(
+        '--preset',
+        choices=list(PRESETS),
+        help="start from a preset's settings (chapter 05a): original is the "
+        "default run; tree, wide, dropout and best are deeper models; flags given beside it override its values",
+    )
+    p.add_argument(
+        '--minutes',
+        type=_minutes,
+        metavar='M',
+        help='train as many steps as fit in about M minutes of this machine, the whole '
+        "command included (measured first; recorded as the run's --steps)",
+    )
     add_config_flags(p)
+
 
 def _sample_parser(sub, fmt) -> None:
     "The flags of `mlp-names sample`."
-    p = sub.add_parser('sample', help='print generated names', formatter_class=fmt,
-                       description='Print generated names, one per line as they come (or one JSON list).')
+    p = sub.add_parser(
+        'sample',
+        help='print generated names',
+        formatter_class=fmt,
+        description='Print generated names, one per line as they come (or one JSON list).',
+    )
     p.add_argument('--run', help=_RUN_HELP)
     p.add_argument('-n', type=_sampling_type('n'), default=20, help='how many names')
-    p.add_argument('--seed', type=_sampling_type('seed'), help='repeat the names of an earlier call '
-                   '(default: a fresh seed each call, printed on standard error)')
-    p.add_argument('--temperature', type=_sampling_type('temperature'), default=1.0, help='softmax temperature')
-    p.add_argument('--top-k', type=_sampling_type('top_k'), metavar='K', help='draw each letter among the K most likely only')
+    p.add_argument(
+        '--seed',
+        type=_sampling_type('seed'),
+        help='repeat the names of an earlier call '
+        '(default: a fresh seed each call, printed on standard error)',
+    )
+    p.add_argument(
+        '--temperature', type=_sampling_type('temperature'), default=1.0, help='softmax temperature'
+    )
+    p.add_argument(
+        '--top-k',
+        type=_sampling_type('top_k'),
+        metavar='K',
+        help='draw each letter among the K most likely only',
+    )
     p.add_argument('--prefix', default='', help='every name starts with these letters')
-    p.add_argument('--min-len', type=_sampling_type('min_len'), default=1, metavar='A', help='shortest name, in letters (prefix included)')
-    p.add_argument('--max-len', type=_sampling_type('max_len'), default=50, metavar='B', help='longest name, in letters')
-    p.add_argument('--novel', action='store_true', help="no word the run trained on (its training split)")
+    p.add_argument(
+        '--min-len',
+        type=_sampling_type('min_len'),
+        default=1,
+        metavar='A',
+        help='shortest name, in letters (prefix included)',
+    )
+    p.add_argument(
+        '--max-len',
+        type=_sampling_type('max_len'),
+        default=50,
+        metavar='B',
+        help='longest name, in letters',
+    )
+    p.add_argument(
+        '--novel', action='store_true', help="no word the run trained on (its training split)"
+    )
     p.add_argument('--unique', action='store_true', help='no name twice')
     p.add_argument('--json', action='store_true', help='print one JSON list of the names')
     p.add_argument('--data', help=DATA_HELP)
 
+
 # %% ../nbs/07_cli.ipynb 11
 def _score_parser(sub, fmt) -> None:
     "The flags of `mlp-names score`."
-    p = sub.add_parser('score', help='how name-like names are', formatter_class=fmt,
-                       description='For each name: nats (its negative log-likelihood, end included), nats per letter, '
-                                   "and the share of the run's validation names it is more name-like than.")
-    p.add_argument('names', nargs='+', metavar='NAME', help="names to score; '-' reads names from standard input, one per line")
+    p = sub.add_parser(
+        'score',
+        help='how name-like names are',
+        formatter_class=fmt,
+        description='For each name: nats (its negative log-likelihood, end included), nats per letter, '
+        "and the share of the run's validation names it is more name-like than.",
+    )
+    p.add_argument(
+        'names',
+        nargs='+',
+        metavar='NAME',
+        help="names to score; '-' reads names from standard input, one per line",
+    )
     p.add_argument('--run', help=_RUN_HELP)
-    p.add_argument('--json', action='store_true', help='print a JSON list of {"name", "nats", "nats_per_char", "percentile"}')
-    p.add_argument('--skip-bad', action='store_true', help='score the good names and report the bad ones on '
-                   'standard error (default: stop at the first bad one, before any output)')
+    p.add_argument(
+        '--json',
+        action='store_true',
+        help='print a JSON list of {"name", "nats", "nats_per_char", "percentile"}',
+    )
+    p.add_argument(
+        '--skip-bad',
+        action='store_true',
+        help='score the good names and report the bad ones on '
+        'standard error (default: stop at the first bad one, before any output)',
+    )
     p.add_argument('--data', help=DATA_HELP)
+
 
 def _evaluate_parser(sub, fmt) -> None:
     "The flags of `mlp-names evaluate`."
-    p = sub.add_parser('evaluate', help='loss of each split', description='Print the loss of each split.', formatter_class=fmt)
+    p = sub.add_parser(
+        'evaluate',
+        help='loss of each split',
+        description='Print the loss of each split.',
+        formatter_class=fmt,
+    )
     p.add_argument('--run', help=_RUN_HELP)
     p.add_argument('--data', help=DATA_HELP)
-    p.add_argument('--samples', type=_sampling_type('n'), default=0, metavar='N',
-                   help='also report on N samples at temperature 1: share in the training set, new, distinct; mean length')
-    p.add_argument('--json', action='store_true', help='print {"train": ..., "val": ..., "test": ...} (and "samples": {...})')
+    p.add_argument(
+        '--samples',
+        type=_sampling_type('n'),
+        default=0,
+        metavar='N',
+        help='also report on N samples at temperature 1: share in the training set, new, distinct; mean length',
+    )
+    p.add_argument(
+        '--json',
+        action='store_true',
+        help='print {"train": ..., "val": ..., "test": ...} (and "samples": {...})',
+    )
+
 
 # %% ../nbs/07_cli.ipynb 12
 def _plot_parser(sub, fmt) -> None:
     "The flags of `mlp-names plot`."
-    p = sub.add_parser('plot', help='write the diagnostics graphs', formatter_class=fmt,
-                       description='Write graph1.png … graph5.png and loss.png of a run, all six or none.')
+    p = sub.add_parser(
+        'plot',
+        help='write the diagnostics graphs',
+        formatter_class=fmt,
+        description='Write graph1.png … graph5.png and loss.png of a run, all six or none.',
+    )
     p.add_argument('--run', default=DEFAULT_RUN, help='run directory')
     p.add_argument('--out', help='where to write the PNG files (default: the run directory)')
-    p.add_argument('--data', help="word file for the inspection batch (default: the run's own data)")
+    p.add_argument(
+        '--data', help="word file for the inspection batch (default: the run's own data)"
+    )
+
 
 def _export_parser(sub, fmt) -> None:
     "The flags of `mlp-names export`."
-    about = ("Write the run's model for other programs (chapter 06): a small JSON file "
-             "(vocabulary, context size, folded weights, settings, a filter of the training "
-             "words; what try.html reads), safetensors weights with a JSON record beside them, "
-             "or an ONNX graph.")
-    p = sub.add_parser('export', help='write the model as a file for other programs',
-                       description=about, formatter_class=fmt)
+    about = (
+        "Write the run's model for other programs (chapter 06): a small JSON file "
+        "(vocabulary, context size, folded weights, settings, a filter of the training "
+        "words; what try.html reads), safetensors weights with a JSON record beside them, "
+        "or an ONNX graph."
+    )
+    p = sub.add_parser(
+        'export',
+        help='write the model as a file for other programs',
+        description=about,
+        formatter_class=fmt,
+    )
     p.add_argument('--run', help=_RUN_HELP)
-    p.add_argument('--out', required=True, metavar='FILE',
-                   help='the file to write (NAME.safetensors: its NAME.json goes beside it)')
-    p.add_argument('--format', choices=('json', 'safetensors', 'onnx'), default='json',
-                   help='what to write')
+    p.add_argument(
+        '--out',
+        required=True,
+        metavar='FILE',
+        help='the file to write (NAME.safetensors: its NAME.json goes beside it)',
+    )
+    p.add_argument(
+        '--format', choices=('json', 'safetensors', 'onnx'), default='json', help='what to write'
+    )
     p.add_argument('--data', help=DATA_HELP)
     p.add_argument('--force', action='store_true', help='replace --out if it exists')
+
 
 # %% ../nbs/07_cli.ipynb 13
 class _ShowDefaults(argparse.ArgumentDefaultsHelpFormatter):
     "Show each option's default, except where there is none to show."
+
     def _get_help_string(self, action):
-        return action.help if action.default in (None, False, '') else super()._get_help_string(action)
+        return (
+            action.help if action.default in (None, False, '') else super()._get_help_string(action)
+        )
+
 
 def build_parser() -> argparse.ArgumentParser:
     "The `mlp-names` argument parser."
-    p = argparse.ArgumentParser(prog='mlp-names', description='A from-scratch character-level MLP language model for names.')
+    p = argparse.ArgumentParser(
+        prog='mlp-names', description='A from-scratch character-level MLP language model for names.'
+    )
     p.add_argument('--version', action='version', version=f'mlp-names {mlp_names.__version__}')
-    sub = p.add_subparsers(dest='command', required=True, metavar='{train,sample,score,evaluate,plot,export}')
-    for add in (_train_parser, _sample_parser, _score_parser, _evaluate_parser, _plot_parser, _export_parser): add(sub, _ShowDefaults)
+    sub = p.add_subparsers(
+        dest='command', required=True, metavar='{train,sample,score,evaluate,plot,export}'
+    )
+    for add in (
+        _train_parser,
+        _sample_parser,
+        _score_parser,
+        _evaluate_parser,
+        _plot_parser,
+        _export_parser,
+    ):
+        add(sub, _ShowDefaults)
     return p
+
 
 # %% ../nbs/07_cli.ipynb 16
 def _in_flags(message: str) -> str:
     "A library message with the names of the config's settings written as the flags that set them."
     names = sorted((f.name for f in dataclasses.fields(DeeperConfig)), key=len, reverse=True)
     pattern = rf"\b(?:Train|Deeper)Config\.({'|'.join(names)})\b|\b({'|'.join(n for n in names if '_' in n)})\b"
-    return re.sub(pattern, lambda m: SHORT_NAMES.get(name := m.group(1) or m.group(2), '--' + name.replace('_', '-')), message)
+    return re.sub(
+        pattern,
+        lambda m: SHORT_NAMES.get(name := m.group(1) or m.group(2), '--' + name.replace('_', '-')),
+        message,
+    )
+
 
 _IMPORTED = time.monotonic()
+
 
 def _process_started() -> float:
     "When this process started, as a `time.monotonic()` (without /proc: when this module was imported)."
@@ -198,37 +394,64 @@ def _process_started() -> float:
         ticks = int(Path('/proc/self/stat').read_text().rsplit(')', 1)[1].split()[19])
         up = float(Path('/proc/uptime').read_text().split()[0])
         return time.monotonic() - (up - ticks / os.sysconf('SC_CLK_TCK'))
-    except (OSError, ValueError, IndexError): return _IMPORTED
+    except (OSError, ValueError, IndexError):
+        return _IMPORTED
+
 
 # %% ../nbs/07_cli.ipynb 17
 def cmd_train(args) -> None:
-    given = {f.name: getattr(args, f.name) for f in dataclasses.fields(DeeperConfig) if hasattr(args, f.name)}
+    given = {
+        f.name: getattr(args, f.name)
+        for f in dataclasses.fields(DeeperConfig)
+        if hasattr(args, f.name)
+    }
     try:
         if args.resume:
-            extra = (sorted(set(given) - {'max_steps'}) + ['preset'] * bool(args.preset)
-                     + ['minutes'] * bool(args.minutes))
+            extra = (
+                sorted(set(given) - {'max_steps'})
+                + ['preset'] * bool(args.preset)
+                + ['minutes'] * bool(args.minutes)
+            )
             if extra:
-                raise UserError(f"--resume continues the run in {args.run} with its own settings; drop "
-                                 + ', '.join('--' + k.replace('_', '-') for k in extra))
+                raise UserError(
+                    f"--resume continues the run in {args.run} with its own settings; drop "
+                    + ', '.join('--' + k.replace('_', '-') for k in extra)
+                )
             run = continue_run(args.run, given.get('max_steps'), args.data, quiet=args.quiet)
         else:
-            try: config = preset(args.preset or 'original', **given); check_bf16(config.bf16)
-            except UserError as e: raise UserError(_in_flags(str(e))) from None
+            try:
+                config = preset(args.preset or 'original', **given)
+                check_bf16(config.bf16)
+            except UserError as e:
+                raise UserError(_in_flags(str(e))) from None
             if args.minutes and 'max_steps' in given:
                 raise UserError('--minutes and --steps both say how long to train; give one')
-            run = start_run(args.run, config, args.data, overwrite=args.force, quiet=args.quiet,
-                            minutes=args.minutes, since=_process_started(),
-                            name=f"preset {args.preset or 'original'}")
+            run = start_run(
+                args.run,
+                config,
+                args.data,
+                overwrite=args.force,
+                quiet=args.quiet,
+                minutes=args.minutes,
+                since=_process_started(),
+                name=f"preset {args.preset or 'original'}",
+            )
     except KeyboardInterrupt:
-        try: run = load_run(args.run)
-        except (OSError, ValueError): raise KeyboardInterrupt from None  # stopped before its first save: nothing to say
-        print(f"mlp-names train: interrupted; saved at step {run.step} to {args.run}; continue with "
-              f"`mlp-names train --run {args.run} --resume`", file=sys.stderr)
+        try:
+            run = load_run(args.run)
+        except (OSError, ValueError):
+            raise KeyboardInterrupt from None  # stopped before its first save: nothing to say
+        print(
+            f"mlp-names train: interrupted; saved at step {run.step} to {args.run}; continue with "
+            f"`mlp-names train --run {args.run} --resume`",
+            file=sys.stderr,
+        )
         raise SystemExit(130)
     losses = run.losses(run_words(run))
     print(f"step {run.step}: train loss {losses['train']:.4f}, val loss {losses['val']:.4f}")
     print(f'saved to {args.run}')
     print('samples:', ', '.join(sample(run, n=20, seed=0)))
+
 
 # %% ../nbs/07_cli.ipynb 19
 def _model_of(args) -> Run | Sampler:
@@ -237,53 +460,87 @@ def _model_of(args) -> Run | Sampler:
         return load_run(args.run or DEFAULT_RUN)
     s = Sampler.pretrained()
     shipped, val = s.info['source']['preset'], s.info['losses']['val']
-    print(f"mlp-names {args.command}: no run in {DEFAULT_RUN}, so using the model shipped with "
-          f"mlp_names {mlp_names.__version__}: preset {shipped}, val {val:.4f} on names.txt; "
-          "train your own with `mlp-names train`", file=sys.stderr)
+    print(
+        f"mlp-names {args.command}: no run in {DEFAULT_RUN}, so using the model shipped with "
+        f"mlp_names {mlp_names.__version__}: preset {shipped}, val {val:.4f} on names.txt; "
+        "train your own with `mlp-names train`",
+        file=sys.stderr,
+    )
     return s
 
-def _config(model: Run | Sampler) -> DeeperConfig: return as_sampler(model).info['config']
+
+def _config(model: Run | Sampler) -> DeeperConfig:
+    return as_sampler(model).info['config']
+
 
 def _words(model: Run | Sampler, args) -> list[str]:
     "The words `model` trained on, found as `run_words` finds a run's; the shipped model's in names.txt."
-    if isinstance(model, Run): return run_words(model, args.data)
+    if isinstance(model, Run):
+        return run_words(model, args.data)
     words = load_words(args.data)
     if words_sha256(words) != model.info['card']['data_sha256']:
-        raise UserError(f"{args.data or names_path()} holds other words than the shipped model trained on "
-                        "(checksum differs); give names.txt with --data")
+        raise UserError(
+            f"{args.data or names_path()} holds other words than the shipped model trained on "
+            "(checksum differs); give names.txt with --data"
+        )
     return words
+
 
 def _split_of(model: Run | Sampler, words: list[str], part: int) -> list[str]:
     "The words of one split of `words`, split as `model`'s were (0 train, 1 validation, 2 test)."
     return split_words(words, _config(model).split_seed)[part]
 
+
 # %% ../nbs/07_cli.ipynb 20
 def cmd_sample(args) -> None:
     if args.min_len > args.max_len:
-        raise UserError(f'--min-len {args.min_len} is above --max-len {args.max_len}; lower --min-len or raise --max-len')
+        raise UserError(
+            f'--min-len {args.min_len} is above --max-len {args.max_len}; lower --min-len or raise --max-len'
+        )
     if len(args.prefix) > args.max_len:
-        raise UserError(f'--prefix {shown_letters(args.prefix)} has {len(args.prefix):,} letters, more than --max-len {args.max_len}; '
-                         'shorten it or raise --max-len')
+        raise UserError(
+            f'--prefix {shown_letters(args.prefix)} has {len(args.prefix):,} letters, more than --max-len {args.max_len}; '
+            'shorten it or raise --max-len'
+        )
     model = _model_of(args)
     torch.set_num_threads(_config(model).threads)  # small matrices: more threads only wait
     exclude = None
-    if args.novel and isinstance(model, Run): exclude = set(_split_of(model, _words(model, args), 0))
-    elif args.novel: exclude = KnownWords(model.info['known'])  # the shipped model's filter of them
-    seed = secrets.randbelow(2**31) if args.seed is None else args.seed  # new names at each call by default
-    names = iter_samples(as_sampler(model), n=args.n, seed=seed, temperature=args.temperature,
-                         top_k=args.top_k, prefix=args.prefix, min_len=args.min_len, max_len=args.max_len,
-                         exclude=exclude, unique=args.unique)
-    if args.seed is None: print(f'seed {seed}: repeat with --seed {seed}', file=sys.stderr)  # a draw to keep
-    if args.json: print(json.dumps(list(names)))
+    if args.novel and isinstance(model, Run):
+        exclude = set(_split_of(model, _words(model, args), 0))
+    elif args.novel:
+        exclude = KnownWords(model.info['known'])  # the shipped model's filter of them
+    seed = (
+        secrets.randbelow(2**31) if args.seed is None else args.seed
+    )  # new names at each call by default
+    names = iter_samples(
+        as_sampler(model),
+        n=args.n,
+        seed=seed,
+        temperature=args.temperature,
+        top_k=args.top_k,
+        prefix=args.prefix,
+        min_len=args.min_len,
+        max_len=args.max_len,
+        exclude=exclude,
+        unique=args.unique,
+    )
+    if args.seed is None:
+        print(f'seed {seed}: repeat with --seed {seed}', file=sys.stderr)  # a draw to keep
+    if args.json:
+        print(json.dumps(list(names)))
     else:
-        for name in names: print(name)
+        for name in names:
+            print(name)
+
 
 # %% ../nbs/07_cli.ipynb 21
 def _losses(model: Run | Sampler, args) -> tuple[dict, list[str]]:
     "Each split's loss, and the words: the model's own only, since other words' splits are not its splits."
     words = _words(model, args)
-    if isinstance(model, Run): return model.losses(words), words
+    if isinstance(model, Run):
+        return model.losses(words), words
     return model_losses(model, words, _config(model).split_seed), words
+
 
 def cmd_evaluate(args) -> None:
     model = _model_of(args)
@@ -291,62 +548,93 @@ def cmd_evaluate(args) -> None:
     if args.samples:
         torch.set_num_threads(_config(model).threads)
         q = sample_quality(model, _split_of(model, words, 0), n=args.samples)
-    if args.json: print(json.dumps({**losses, 'samples': q} if args.samples else losses))
+    if args.json:
+        print(json.dumps({**losses, 'samples': q} if args.samples else losses))
     else:
-        for name, value in losses.items(): print(f'{name:5s} {value:.4f}')
+        for name, value in losses.items():
+            print(f'{name:5s} {value:.4f}')
         if args.samples:
-            print(f"{q['samples']:,} samples at temperature 1: {q['in_train']:.1%} in the training set, {q['new']:.1%} new, "
-                  f"{q['distinct']:.1%} distinct; mean length {q['mean_len']:.2f} (training words {q['data_mean_len']:.2f})")
+            print(
+                f"{q['samples']:,} samples at temperature 1: {q['in_train']:.1%} in the training set, {q['new']:.1%} new, "
+                f"{q['distinct']:.1%} distinct; mean length {q['mean_len']:.2f} (training words {q['data_mean_len']:.2f})"
+            )
+
 
 # %% ../nbs/07_cli.ipynb 22
-SCORE_CHUNK = 10_000  # names scored at a time: memory stays bounded whatever the length of the input
+SCORE_CHUNK = (
+    10_000  # names scored at a time: memory stays bounded whatever the length of the input
+)
 MAX_LINE_BYTES = 4 * MAX_WORD_LEN + 2  # the longest word of chapter 01 in UTF-8, and its line end
+
 
 def _stdin_lines():
     "(line number, text or None if it is not UTF-8 or too long) of each line of standard input, one at a time."
-    stream = sys.stdin.buffer if hasattr(sys.stdin, 'buffer') else io.BytesIO(sys.stdin.read().encode())
+    stream = (
+        sys.stdin.buffer if hasattr(sys.stdin, 'buffer') else io.BytesIO(sys.stdin.read().encode())
+    )
     n = 0
     while raw := stream.readline(MAX_LINE_BYTES):
         n += 1
         if len(raw) == MAX_LINE_BYTES and not raw.endswith(b'\n'):
-            while (rest := stream.readline(2**16)) and not rest.endswith(b'\n'): pass  # the rest of the line
+            while (rest := stream.readline(2**16)) and not rest.endswith(b'\n'):
+                pass  # the rest of the line
             yield n, None, f'a line longer than the {MAX_WORD_LEN:,} letters a name may have'
             continue
-        try: yield n, raw.decode('utf-8'), None
-        except UnicodeDecodeError: yield n, None, 'not valid UTF-8; give UTF-8 text'
+        try:
+            yield n, raw.decode('utf-8'), None
+        except UnicodeDecodeError:
+            yield n, None, 'not valid UTF-8; give UTF-8 text'
+
 
 # %% ../nbs/07_cli.ipynb 23
 def _names_to_score(args, vocab):
     "(where, name, problem) of each name: None for the command line's, the line of standard input's ('-')."
     for arg in args.names:
-        if arg != '-': sources = [(None, arg, None)]
-        else: sources = ((f'standard input, line {n}', text and text.strip(), problem)
-                         for n, text, problem in _stdin_lines() if problem or text.strip())
+        if arg != '-':
+            sources = [(None, arg, None)]
+        else:
+            sources = (
+                (f'standard input, line {n}', text and text.strip(), problem)
+                for n, text, problem in _stdin_lines()
+                if problem or text.strip()
+            )
         for where, name, problem in sources:
             if problem is None:
                 try:
                     if not name:
-                        raise UserError("the empty name '' has no letters to score; give names of one letter or more")
+                        raise UserError(
+                            "the empty name '' has no letters to score; give names of one letter or more"
+                        )
                     _check_letters('name', name, vocab)
-                except UserError as e: problem = str(e)
+                except UserError as e:
+                    problem = str(e)
             yield where, name, problem
+
 
 def _spool(args, vocab, names_file) -> int:
     "Check every name, the good ones written to `names_file`; the longest one's length. A bad one stops it."
     width, bad, first, why = 0, 0, [], None
     for where, name, problem in _names_to_score(args, vocab):
         if problem is not None:
-            if not args.skip_bad: raise UserError(f'{where}: {problem}' if where else problem)
+            if not args.skip_bad:
+                raise UserError(f'{where}: {problem}' if where else problem)
             bad, why = bad + 1, why or problem  # with --skip-bad: counted, and the first ten named
-            if len(first) < 10: first.append(where.removeprefix('standard input, ') if where else shown_letters(name))
+            if len(first) < 10:
+                first.append(
+                    where.removeprefix('standard input, ') if where else shown_letters(name)
+                )
             continue
         names_file.write(name.encode('utf-8') + b'\n')
         width = max(width, len(name))
     if bad:
         more = f' and {bad - len(first):,} more' if bad > len(first) else ''
-        print(f"mlp-names score: skipped {bad:,} bad name{'s' if bad > 1 else ''}: {', '.join(first)}{more} "
-              f"(the first: {why})", file=sys.stderr)
+        print(
+            f"mlp-names score: skipped {bad:,} bad name{'s' if bad > 1 else ''}: {', '.join(first)}{more} "
+            f"(the first: {why})",
+            file=sys.stderr,
+        )
     return width
+
 
 # %% ../nbs/07_cli.ipynb 24
 def _chunks(names_file):
@@ -355,68 +643,109 @@ def _chunks(names_file):
     chunk = []
     for line in names_file:
         chunk.append(line[:-1].decode('utf-8'))
-        if len(chunk) == SCORE_CHUNK: yield chunk; chunk = []
-    if chunk: yield chunk
+        if len(chunk) == SCORE_CHUNK:
+            yield chunk
+            chunk = []
+    if chunk:
+        yield chunk
+
 
 def cmd_score(args) -> None:
     model = _model_of(args)
     s = as_sampler(model)
-    with tempfile.TemporaryFile() as names_file:  # every name checked before any is scored, held on disk
+    with (
+        tempfile.TemporaryFile() as names_file
+    ):  # every name checked before any is scored, held on disk
         width = _spool(args, s.vocab, names_file)
         torch.set_num_threads(_config(model).threads)
         # the validation words of a run; the shipped model carries its own reference scores
-        reference = (reference_scores(s, _split_of(model, _words(model, args), 1)) if isinstance(model, Run)
-                     else None)
+        reference = (
+            reference_scores(s, _split_of(model, _words(model, args), 1))
+            if isinstance(model, Run)
+            else None
+        )
         first = True
-        if args.json: sys.stdout.write('[')
+        if args.json:
+            sys.stdout.write('[')
         for chunk in _chunks(names_file):
             for r in score(s, chunk, reference=reference):
-                if args.json: sys.stdout.write(('' if first else ', ') + json.dumps(r))
-                else: print(f"{r['name']:{width}}  {r['nats']:7.3f} nats  {r['nats_per_char']:.3f} per letter  "
-                            f"more name-like than {r['percentile']:.1f}% of the validation names")
+                if args.json:
+                    sys.stdout.write(('' if first else ', ') + json.dumps(r))
+                else:
+                    print(
+                        f"{r['name']:{width}}  {r['nats']:7.3f} nats  {r['nats_per_char']:.3f} per letter  "
+                        f"more name-like than {r['percentile']:.1f}% of the validation names"
+                    )
                 first = False
-        if args.json: print(']')
+        if args.json:
+            print(']')
+
 
 # %% ../nbs/07_cli.ipynb 25
 class _HeldInterrupts:
     "A block that a Ctrl-C does not cut: the interrupt waits for its end, then is raised."
+
     def __enter__(self):
         self.caught, self.before = False, signal.signal(signal.SIGINT, self._note)
         return self
-    def _note(self, *_): self.caught = True
+
+    def _note(self, *_):
+        self.caught = True
+
     def __exit__(self, kind, *_):
         signal.signal(signal.SIGINT, self.before)
-        if self.caught and kind is None: raise KeyboardInterrupt
+        if self.caught and kind is None:
+            raise KeyboardInterrupt
+
 
 def _finished(args) -> None:
     "The command's work is done: in its own process, a Ctrl-C from here to the exit is ignored, not reported."
-    if getattr(args, 'whole_process', False): signal.signal(signal.SIGINT, signal.SIG_IGN)
+    if getattr(args, 'whole_process', False):
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+
 
 # %% ../nbs/07_cli.ipynb 26
 GRAPHS = 6  # graph1.png … graph5.png and loss.png (chapter 05's GRAPH_FILES)
 
+
 def _plot_into(args, out: Path, staging: list) -> list[Path]:
-    from mlp_names.diagnostics import GRAPH_FILES, save_graphs  # matplotlib loads only for this command
+    from mlp_names.diagnostics import (
+        GRAPH_FILES,
+        save_graphs,
+    )  # matplotlib loads only for this command
+
     run = load_run(args.run)
     words = run_words(run) if args.data is None else load_words(args.data)
     out.mkdir(parents=True, exist_ok=True)
     staging.append(Path(tempfile.mkdtemp(dir=out, prefix='.plot.', suffix='.tmp')))
-    save_graphs(run, staging[0], words)  # the whole set made beside its place, then moved in at once
+    save_graphs(
+        run, staging[0], words
+    )  # the whole set made beside its place, then moved in at once
     with _HeldInterrupts():
-        for name in GRAPH_FILES: os.replace(staging[0] / name, out / name)
+        for name in GRAPH_FILES:
+            os.replace(staging[0] / name, out / name)
     return [out / name for name in GRAPH_FILES]
+
 
 def cmd_plot(args) -> None:
     out, staging, paths = Path(args.out or args.run), [], None
-    try: paths = _plot_into(args, out, staging)
+    try:
+        paths = _plot_into(args, out, staging)
     except KeyboardInterrupt:
-        done = f'all {GRAPHS} graphs are written to {out}' if paths else f'no graph in {out} was changed'
+        done = (
+            f'all {GRAPHS} graphs are written to {out}'
+            if paths
+            else f'no graph in {out} was changed'
+        )
         print(f'mlp-names plot: interrupted; {done}', file=sys.stderr)
         raise SystemExit(130)
     finally:
-        if staging: shutil.rmtree(staging[0], ignore_errors=True)
+        if staging:
+            shutil.rmtree(staging[0], ignore_errors=True)
     _finished(args)
-    for path in paths: print(path)
+    for path in paths:
+        print(path)
+
 
 # %% ../nbs/07_cli.ipynb 27
 def cmd_export(args) -> None:
@@ -424,33 +753,52 @@ def cmd_export(args) -> None:
     written = [out, out.with_suffix('.json')] if args.format == 'safetensors' else [out]
     if args.format == 'safetensors' and out.suffix != '.safetensors':
         name = out.with_suffix('.safetensors')
-        raise UserError(f'--out {args.out}: a safetensors export is named NAME.safetensors (its '
-                        f'record NAME.json goes beside it); e.g. --out {name}')
-    if out.is_dir(): raise UserError(f'--out {args.out} is a folder; give the name of the file to write, e.g. {out / "model.json"}')
+        raise UserError(
+            f'--out {args.out}: a safetensors export is named NAME.safetensors (its '
+            f'record NAME.json goes beside it); e.g. --out {name}'
+        )
+    if out.is_dir():
+        raise UserError(
+            f'--out {args.out} is a folder; give the name of the file to write, e.g. {out / "model.json"}'
+        )
     if (there := next((p for p in written if p.exists()), None)) and not args.force:
         what = ' already exists' if there == out else f': its record {there} already exists'
-        raise UserError(f'--out {args.out}{what}; pass --force to replace it, or choose another '
-                        '--out')
+        raise UserError(
+            f'--out {args.out}{what}; pass --force to replace it, or choose another --out'
+        )
     model = _model_of(args)
     if isinstance(model, Run):
         words = _words(model, args)
         train_words = _split_of(model, words, 0)  # --novel's words, as `sample` takes them
         what = f'the run in {args.run or DEFAULT_RUN} (step {model.step})'
     elif args.data is not None:
-        raise UserError('--data is for the words of a --run; the shipped model has its own record '
-                        'of them')
+        raise UserError(
+            '--data is for the words of a --run; the shipped model has its own record of them'
+        )
     else:
         words, train_words = None, None
         what = f'the model shipped with mlp_names {mlp_names.__version__}'
-    if args.format == 'json': write_export(model, train_words, out)
-    elif args.format == 'safetensors': write_weights(model, out, words)
-    else: write_onnx(model, out)
+    if args.format == 'json':
+        write_export(model, train_words, out)
+    elif args.format == 'safetensors':
+        write_weights(model, out, words)
+    else:
+        write_onnx(model, out)
     _finished(args)  # written: a Ctrl-C from here on does not undo it
     sizes = ' and '.join(f'{p}: {p.stat().st_size:,} bytes' for p in written)
     print(f'exported {what} to {sizes}')
 
+
 # %% ../nbs/07_cli.ipynb 28
-COMMANDS = {'train': cmd_train, 'sample': cmd_sample, 'score': cmd_score, 'evaluate': cmd_evaluate, 'plot': cmd_plot, 'export': cmd_export}
+COMMANDS = {
+    'train': cmd_train,
+    'sample': cmd_sample,
+    'score': cmd_score,
+    'evaluate': cmd_evaluate,
+    'plot': cmd_plot,
+    'export': cmd_export,
+}
+
 
 def main(argv: list[str] | None = None) -> int:
     "Entry point of the `mlp-names` command (`argv` None: this process is the command)."
@@ -462,10 +810,17 @@ def main(argv: list[str] | None = None) -> int:
     except BrokenPipeError:  # the reader went away (`mlp-names sample | head`): stop quietly
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 1
-    except (UserError, OSError, MemoryError) as e:  # what the user asked for, or the machine; a bug keeps its traceback
+    except (
+        UserError,
+        OSError,
+        MemoryError,
+    ) as e:  # what the user asked for, or the machine; a bug keeps its traceback
         print(f'mlp-names {args.command}: error: {e}', file=sys.stderr)
         return 1
     except KeyboardInterrupt:
-        print(f"mlp-names{' ' + args.command if 'args' in locals() else ''}: interrupted", file=sys.stderr)
+        print(
+            f"mlp-names{' ' + args.command if 'args' in locals() else ''}: interrupted",
+            file=sys.stderr,
+        )
         return 130
     return 0

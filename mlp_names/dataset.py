@@ -4,37 +4,67 @@
 
 # %% ../nbs/01_dataset.ipynb 3
 from __future__ import annotations
-import os, random, re, stat
+import os
+import random
+import re
+import stat
 from pathlib import Path
 import torch
 from .vocab import BOUNDARY, UserError, Vocab, shown_letters
 
 # %% auto 0
-__all__ = ['HIDDEN', 'MAX_DATA_BYTES', 'MAX_WORD_LEN', 'MIN_WORDS', 'read_words', 'split_words', 'build_dataset']
+__all__ = [
+    'HIDDEN',
+    'MAX_DATA_BYTES',
+    'MAX_WORD_LEN',
+    'MIN_WORDS',
+    'read_words',
+    'split_words',
+    'build_dataset',
+]
 
 # %% ../nbs/01_dataset.ipynb 6
 # control characters (Unicode category Cc), line and paragraph separators, the invisible marks that reorder text
-HIDDEN = re.compile('[\x00-\x09\x0b-\x1f\x7f-\x9f\u200e\u200f\u2028\u2029\u202a-\u202e\u2066-\u2069\ufeff]')
-MAX_DATA_BYTES = 64 * 2**20  # a word list may be 64 MiB: about 8 million names (names.txt is 228 KB)
-MAX_WORD_LEN = 1_000         # the longest word, in letters (names.txt's longest has 15)
+HIDDEN = re.compile(
+    '[\x00-\x09\x0b-\x1f\x7f-\x9f\u200e\u200f\u2028\u2029\u202a-\u202e\u2066-\u2069\ufeff]'
+)
+MAX_DATA_BYTES = (
+    64 * 2**20
+)  # a word list may be 64 MiB: about 8 million names (names.txt is 228 KB)
+MAX_WORD_LEN = 1_000  # the longest word, in letters (names.txt's longest has 15)
+
 
 def _read_file(path: Path) -> bytes:
     "The bytes of the regular file `path`; anything else (missing, a directory, a device, a pipe) is refused."
-    try: fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)  # non-blocking: opening a pipe must not wait
-    except FileNotFoundError: what = 'does not exist'
-    except OSError as e: what = f'cannot be read ({e.strerror})'
+    try:
+        fd = os.open(
+            path, os.O_RDONLY | os.O_NONBLOCK
+        )  # non-blocking: opening a pipe must not wait
+    except FileNotFoundError:
+        what = 'does not exist'
+    except OSError as e:
+        what = f'cannot be read ({e.strerror})'
     else:
         st = os.fstat(fd)
         if stat.S_ISREG(st.st_mode) and st.st_size > MAX_DATA_BYTES:
-            os.close(fd)  # refused before a byte is read: memory would grow several times the file's size
-            raise UserError(f"{path}: {st.st_size:,} bytes, more than the {MAX_DATA_BYTES:,} a word list may "
-                            "have; give a smaller file (one word per line)")
+            os.close(
+                fd
+            )  # refused before a byte is read: memory would grow several times the file's size
+            raise UserError(
+                f"{path}: {st.st_size:,} bytes, more than the {MAX_DATA_BYTES:,} a word list may "
+                "have; give a smaller file (one word per line)"
+            )
         if stat.S_ISREG(st.st_mode):
-            with os.fdopen(fd, 'rb') as f: return f.read(MAX_DATA_BYTES + 1)
+            with os.fdopen(fd, 'rb') as f:
+                return f.read(MAX_DATA_BYTES + 1)
         os.close(fd)
-        what = ('is a directory, not a file' if stat.S_ISDIR(st.st_mode) else
-                'is not a regular file (a device, pipe or socket)')
+        what = (
+            'is a directory, not a file'
+            if stat.S_ISDIR(st.st_mode)
+            else 'is not a regular file (a device, pipe or socket)'
+        )
     raise FileNotFoundError(f"{path}: {what}; give the path of a text file with one word per line")
+
 
 # %% ../nbs/01_dataset.ipynb 7
 def read_words(path) -> list[str]:
@@ -42,53 +72,82 @@ def read_words(path) -> list[str]:
     path = Path(path)
     data = _read_file(path)
     if len(data) > MAX_DATA_BYTES:  # the file grew after it was measured
-        raise UserError(f"{path}: more than the {MAX_DATA_BYTES:,} bytes a word list may have; give a smaller file")
-    try: text = data.decode('utf-8').removeprefix('\ufeff')  # a byte-order mark is not a character of a name
+        raise UserError(
+            f"{path}: more than the {MAX_DATA_BYTES:,} bytes a word list may have; give a smaller file"
+        )
+    try:
+        text = data.decode('utf-8').removeprefix(
+            '\ufeff'
+        )  # a byte-order mark is not a character of a name
     except UnicodeDecodeError as e:
-        line = data[:e.start].count(b'\n') + 1
-        raise UserError(f"{path}, line {line}: not valid UTF-8 ({e.reason}); save the file as UTF-8") from None
-    check_hidden = HIDDEN.search(text) is not None  # most files have none: skip the check of each word
+        line = data[: e.start].count(b'\n') + 1
+        raise UserError(
+            f"{path}, line {line}: not valid UTF-8 ({e.reason}); save the file as UTF-8"
+        ) from None
+    check_hidden = (
+        HIDDEN.search(text) is not None
+    )  # most files have none: skip the check of each word
     words = []
-    for n, line in enumerate(text.split('\n'), start=1):  # lines end at \n only (\r\n too: strip removes \r)
+    for n, line in enumerate(
+        text.split('\n'), start=1
+    ):  # lines end at \n only (\r\n too: strip removes \r)
         w = line.strip()
-        if not w: continue
+        if not w:
+            continue
         if len(w) > MAX_WORD_LEN:
-            raise UserError(f"{path}, line {n}: the word {shown_letters(w)} is longer than the "
-                            f"{MAX_WORD_LEN:,} letters a word may have; give one word per line")
+            raise UserError(
+                f"{path}, line {n}: the word {shown_letters(w)} is longer than the "
+                f"{MAX_WORD_LEN:,} letters a word may have; give one word per line"
+            )
         if BOUNDARY in w:
-            raise UserError(f"{path}, line {n}: the word {shown_letters(w)} contains {BOUNDARY!r}, which the "
-                            "model reserves as the start/end token; remove or replace it")
+            raise UserError(
+                f"{path}, line {n}: the word {shown_letters(w)} contains {BOUNDARY!r}, which the "
+                "model reserves as the start/end token; remove or replace it"
+            )
         if check_hidden and (bad := HIDDEN.search(w)):
-            raise UserError(f"{path}, line {n}: the word {shown_letters(w)} contains {bad.group()!r} "
-                            f"(U+{ord(bad.group()):04X}), a control or invisible character, not a letter; "
-                            "remove it")
+            raise UserError(
+                f"{path}, line {n}: the word {shown_letters(w)} contains {bad.group()!r} "
+                f"(U+{ord(bad.group()):04X}), a control or invisible character, not a letter; "
+                "remove it"
+            )
         words.append(w)
-    if not words: raise UserError(f"{path}: the file has no words; it needs one word per line")
+    if not words:
+        raise UserError(f"{path}: the file has no words; it needs one word per line")
     return words
+
 
 # %% ../nbs/01_dataset.ipynb 17
 MIN_WORDS = 6  # the fewest words whose 80/10/10 split leaves every part one word
+
 
 def split_words(words: list[str], seed: int = 42) -> tuple[list[str], list[str], list[str]]:
     "Shuffle a copy of `words` with `seed` and split it 80/10/10 into (train, dev, test), as the original."
     words = list(words)
     if len(words) < MIN_WORDS:
         few = '1 word is' if len(words) == 1 else f'{len(words)} words are'
-        raise UserError(f"{few} too few: the train/validation/test split needs at least {MIN_WORDS} words "
-                        "so that each part gets one; add more words (one per line)")
+        raise UserError(
+            f"{few} too few: the train/validation/test split needs at least {MIN_WORDS} words "
+            "so that each part gets one; add more words (one per line)"
+        )
     random.Random(seed).shuffle(words)
     n1, n2 = int(0.8 * len(words)), int(0.9 * len(words))
     return words[:n1], words[n1:n2], words[n2:]
 
+
 # %% ../nbs/01_dataset.ipynb 22
-def build_dataset(words: list[str], vocab: Vocab, block_size: int = 3) -> tuple[torch.Tensor, torch.Tensor]:
+def build_dataset(
+    words: list[str], vocab: Vocab, block_size: int = 3
+) -> tuple[torch.Tensor, torch.Tensor]:
     "Contexts `X` (n, block_size) and next-character targets `Y` (n,): a context slides along each word."
     if isinstance(block_size, bool) or not isinstance(block_size, int) or block_size < 1:
         raise UserError(f"block_size must be a positive integer, got {block_size!r}")
     X, Y = [], []
     for w in words:
-        context = [0] * block_size                     # the start: `block_size` boundary tokens
+        context = [0] * block_size  # the start: `block_size` boundary tokens
         for ix in vocab.encode(w) + [vocab.stoi[BOUNDARY]]:
-            X.append(context); Y.append(ix)
-            context = context[1:] + [ix]               # slide: drop the oldest character, append the newest
-    return torch.tensor(X, dtype=torch.int64).reshape(-1, block_size), torch.tensor(Y, dtype=torch.int64)
+            X.append(context)
+            Y.append(ix)
+            context = context[1:] + [ix]  # slide: drop the oldest character, append the newest
+    return torch.tensor(X, dtype=torch.int64).reshape(-1, block_size), torch.tensor(
+        Y, dtype=torch.int64
+    )

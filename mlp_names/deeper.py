@@ -16,67 +16,128 @@ from .fused import FusedStep
 from .train import TrainConfig, make_step, scale_as_original, setting
 
 # %% auto 0
-__all__ = ['PRESETS', 'DeeperConfig', 'FlattenConsecutive', 'Dropout', 'tree_levels', 'build_tree', 'AdamW', 'FlatAdamW',
-           'muon_split', 'MuonAdamW', 'deeper_step', 'preset']
+__all__ = [
+    'PRESETS',
+    'DeeperConfig',
+    'FlattenConsecutive',
+    'Dropout',
+    'tree_levels',
+    'build_tree',
+    'AdamW',
+    'FlatAdamW',
+    'muon_split',
+    'MuonAdamW',
+    'deeper_step',
+    'preset',
+]
+
 
 # %% ../nbs/05a_deeper.ipynb 5
 @dataclass
 class DeeperConfig(TrainConfig):
     "Chapter 04's settings and this chapter's; the defaults are the original's run."
-    merge: int = setting(0, 'positions merged per hidden layer, a tree (chapter 05a); 0: the whole context at once', 0, 64)
-    dropout: float = setting(0.0, 'share of hidden units dropped while training (chapter 05a)', 0, 0.9)
-    weight_decay: float = setting(0.0, 'decoupled weight decay of the weight matrices: AdamW (chapter 05a)', 0, 1)
+
+    merge: int = setting(
+        0,
+        'positions merged per hidden layer, a tree (chapter 05a); 0: the whole context at once',
+        0,
+        64,
+    )
+    dropout: float = setting(
+        0.0, 'share of hidden units dropped while training (chapter 05a)', 0, 0.9
+    )
+    weight_decay: float = setting(
+        0.0, 'decoupled weight decay of the weight matrices: AdamW (chapter 05a)', 0, 1
+    )
     warmup: int = setting(0, 'steps of linear learning-rate warm-up (chapter 05a)', 0, 10**9)
-    cosine: bool = setting(False, 'lower the learning rate along a cosine to 0 at max_steps (chapter 05a)')
-    muon: bool = setting(False, "Muon for the Linear layers' weight matrices, AdamW for the rest; "
-                         'trains through autograd (chapters 03, 05a)')
-    muon_lr: float = setting(0.02, 'Muon learning rate, scaled by the schedule as lr is (with --muon)',
-                             0, 10, above=True)
+    cosine: bool = setting(
+        False, 'lower the learning rate along a cosine to 0 at max_steps (chapter 05a)'
+    )
+    muon: bool = setting(
+        False,
+        "Muon for the Linear layers' weight matrices, AdamW for the rest; "
+        'trains through autograd (chapters 03, 05a)',
+    )
+    muon_lr: float = setting(
+        0.02, 'Muon learning rate, scaled by the schedule as lr is (with --muon)', 0, 10, above=True
+    )
 
     def __post_init__(self):
         super().__post_init__()
-        if self.merge and self.block_size not in [self.merge**k for k in range(1, self.n_layers + 1)]: raise UserError(
-            f'DeeperConfig.merge {self.merge} must be 0, or merge the block_size {self.block_size} characters in at most n_layers {self.n_layers} levels (block_size = merge**levels, e.g. 8 = 2**3)')
-        if 0 < self.dropout < 1 / 512: raise UserError(  # dropout's masks keep a multiple of 1/256 (section Dropout)
-            f'DeeperConfig.dropout {self.dropout!r} rounds to 0 in steps of 1/256: use 0, or at least 0.002')
+        if self.merge and self.block_size not in [
+            self.merge**k for k in range(1, self.n_layers + 1)
+        ]:
+            raise UserError(
+                f'DeeperConfig.merge {self.merge} must be 0, or merge the block_size {self.block_size} characters in at most n_layers {self.n_layers} levels (block_size = merge**levels, e.g. 8 = 2**3)'
+            )
+        if 0 < self.dropout < 1 / 512:
+            raise UserError(  # dropout's masks keep a multiple of 1/256 (section Dropout)
+                f'DeeperConfig.dropout {self.dropout!r} rounds to 0 in steps of 1/256: use 0, or at least 0.002'
+            )
+
 
 # %% ../nbs/05a_deeper.ipynb 8
 class FlattenConsecutive(Layer):
     "Concatenate every `n` consecutive positions: (B, T, C) or (rows, C) become rows of n·C numbers."
+
     concatenates_positions = True  # rows of consecutive positions side by side: chapter 03b reads a product after the embedding from tables
-    def __init__(self, n: int): self.n = n
+
+    def __init__(self, n: int):
+        self.n = n
+
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
         positions = x.shape[1] if x.dim() == 3 else x.shape[0]
         if positions % self.n:
-            raise UserError(f'FlattenConsecutive({self.n}) needs a number of positions divisible by {self.n}, got {positions}')
+            raise UserError(
+                f'FlattenConsecutive({self.n}) needs a number of positions divisible by {self.n}, got {positions}'
+            )
         self.out = x.reshape(-1, self.n * x.shape[-1])
         return self.out
-    def __repr__(self) -> str: return f'FlattenConsecutive({self.n})'
+
+    def __repr__(self) -> str:
+        return f'FlattenConsecutive({self.n})'
+
 
 # %% ../nbs/05a_deeper.ipynb 14
-_TOP_BIT = torch.tensor(-2**63)  # an int64 with only its top bit set
+_TOP_BIT = torch.tensor(-(2**63))  # an int64 with only its top bit set
+
 
 class Dropout(Layer):
     "Zero a share of about `p` of the numbers while training and scale the rest to keep the mean; the identity in eval mode."
+
     def __init__(self, p: float, generator: torch.Generator | None = None):
-        if not 0 <= p < 1: raise UserError(f'Dropout p must be in [0, 1), got {p!r}')
+        if not 0 <= p < 1:
+            raise UserError(f'Dropout p must be in [0, 1), got {p!r}')
         self.p, self.generator = p, generator
-        self.kept = round((1 - p) * 256)  # a number is kept if its 8 random bits, unsigned, fall below this
-        if p > 0 and not 0 < self.kept < 256: raise UserError(
-            f'Dropout p {p!r} rounds to {1 - self.kept / 256:g} in steps of 1/256: use 0, or a p between 1/512 and 1 - 1/512')
+        self.kept = round(
+            (1 - p) * 256
+        )  # a number is kept if its 8 random bits, unsigned, fall below this
+        if p > 0 and not 0 < self.kept < 256:
+            raise UserError(
+                f'Dropout p {p!r} rounds to {1 - self.kept / 256:g} in steps of 1/256: use 0, or a p between 1/512 and 1 - 1/512'
+            )
 
     @property
-    def scale(self) -> float: return 256 / self.kept  # what a number that is kept is multiplied by: 1 / the share kept
+    def scale(self) -> float:
+        return 256 / self.kept  # what a number that is kept is multiplied by: 1 / the share kept
 
     def keep(self, shape: tuple, out: torch.Tensor | None = None) -> torch.Tensor | None:
         "1 where a number is kept, 0 where it is dropped (into `out` if given; None if p is 0): 8 random bits each."
-        if self.p == 0: return None
+        if self.p == 0:
+            return None
         n = math.prod(shape)
-        if getattr(self, '_bits', None) is None or len(self._bits) != (n + 7) // 8:   # made once, drawn into at each step
+        if (
+            getattr(self, '_bits', None) is None or len(self._bits) != (n + 7) // 8
+        ):  # made once, drawn into at each step
             self._bits = torch.empty((n + 7) // 8, dtype=torch.int64)
-        bits = self._bits.random_(-2**63, None, generator=self.generator).bitwise_xor_(_TOP_BIT)  # see below
-        return torch.lt(bits.view(torch.uint8)[:n].view(shape), self.kept,   # eight numbers' bits from each draw
-                        out=out if out is not None else torch.empty(shape))
+        bits = self._bits.random_(-(2**63), None, generator=self.generator).bitwise_xor_(
+            _TOP_BIT
+        )  # see below
+        return torch.lt(
+            bits.view(torch.uint8)[:n].view(shape),
+            self.kept,  # eight numbers' bits from each draw
+            out=out if out is not None else torch.empty(shape),
+        )
 
     def mask(self, x: torch.Tensor) -> torch.Tensor:
         "The share kept's inverse where a number of `x` is kept, 0 where it is dropped."
@@ -85,7 +146,10 @@ class Dropout(Layer):
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
         self.out = x * self.mask(x) if self.training and self.p > 0 else x
         return self.out
-    def __repr__(self) -> str: return f'Dropout({self.p})'
+
+    def __repr__(self) -> str:
+        return f'Dropout({self.p})'
+
 
 # %% ../nbs/05a_deeper.ipynb 19
 @patch
@@ -94,8 +158,11 @@ def forward_for_backward(self: FlattenConsecutive, x: torch.Tensor) -> torch.Ten
     self._shape = x.shape
     return self(x)
 
+
 @patch
-def backward(self: FlattenConsecutive, dout: torch.Tensor) -> torch.Tensor: return dout.view(self._shape)
+def backward(self: FlattenConsecutive, dout: torch.Tensor) -> torch.Tensor:
+    return dout.view(self._shape)
+
 
 @patch
 def forward_for_backward(self: Dropout, x: torch.Tensor) -> torch.Tensor:
@@ -103,36 +170,50 @@ def forward_for_backward(self: Dropout, x: torch.Tensor) -> torch.Tensor:
     self._mask = self.mask(x) if self.p > 0 else None
     return x if self._mask is None else x * self._mask
 
+
 @patch
 def backward(self: Dropout, dout: torch.Tensor) -> torch.Tensor:
     "δx = δout · mask."
     return dout if self._mask is None else dout * self._mask
 
+
 # %% ../nbs/05a_deeper.ipynb 21
 def tree_levels(config: DeeperConfig) -> list[int]:
     "How many positions each merge joins: `merge` as often as it takes to reach `block_size`; the whole context if 0."
-    if not config.merge: return [config.block_size]
-    return [config.merge] * next(k for k in range(1, config.n_layers + 1) if config.merge**k == config.block_size)
+    if not config.merge:
+        return [config.block_size]
+    return [config.merge] * next(
+        k for k in range(1, config.n_layers + 1) if config.merge**k == config.block_size
+    )
 
-def build_tree(config: DeeperConfig, vocab: Vocab, generator: torch.Generator | None = None) -> Sequential:
+
+def build_tree(
+    config: DeeperConfig, vocab: Vocab, generator: torch.Generator | None = None
+) -> Sequential:
     "Embedding; `n_layers` hidden blocks, the first ones after a merge each, dropout after each; Linear+BatchNorm1d."
     g = generator if generator is not None else torch.Generator().manual_seed(config.init_seed)
     V, E, H, merges = len(vocab), config.n_embd, config.n_hidden, tree_levels(config)
     layers, width = [Embedding(V, E, generator=g)], E
     for i in range(config.n_layers):
-        if i < len(merges): layers, width = layers + [FlattenConsecutive(merges[i])], width * merges[i]
+        if i < len(merges):
+            layers, width = layers + [FlattenConsecutive(merges[i])], width * merges[i]
         layers += [Linear(width, H, generator=g), BatchNorm1d(H), LeakyRelu()]
-        if config.dropout: layers.append(Dropout(config.dropout, g))
+        if config.dropout:
+            layers.append(Dropout(config.dropout, g))
         width = H
     layers += [Linear(H, V, generator=g), BatchNorm1d(V)]
-    return scale_as_original(layers)              # chapter 04's initialisation
+    return scale_as_original(layers)  # chapter 04's initialisation
+
 
 @patch
-def new_model(self: DeeperConfig, vocab: Vocab, generator: torch.Generator) -> Sequential: return build_tree(self, vocab, generator)
+def new_model(self: DeeperConfig, vocab: Vocab, generator: torch.Generator) -> Sequential:
+    return build_tree(self, vocab, generator)
+
 
 # %% ../nbs/05a_deeper.ipynb 29
 class AdamW(Adam):
     "Adam with decoupled weight decay: each step first shrinks every weight matrix by lr·weight_decay."
+
     def __init__(self, params, lr: float = 1e-3, weight_decay: float = 0.01, **kwargs):
         super().__init__(params, lr=lr, **kwargs)
         self.weight_decay = weight_decay
@@ -140,31 +221,44 @@ class AdamW(Adam):
     @torch.no_grad()
     def step(self) -> None:
         for p in self.params:
-            if p.grad is not None and p.ndim >= 2: p.mul_(1 - self.lr * self.weight_decay)  # not γ, β, biases
+            if p.grad is not None and p.ndim >= 2:
+                p.mul_(1 - self.lr * self.weight_decay)  # not γ, β, biases
         super().step()
 
-    def state_dict(self) -> dict: return {**super().state_dict(), 'weight_decay': self.weight_decay}
+    def state_dict(self) -> dict:
+        return {**super().state_dict(), 'weight_decay': self.weight_decay}
+
 
 class FlatAdamW(FlatAdam):
     "`FlatAdam` with decoupled weight decay: the weight matrices' part of the flat buffer shrinks, then the Adam step."
+
     def __init__(self, params, lr: float = 1e-3, weight_decay: float = 0.01, **kwargs):
         super().__init__(params, lr=lr, **kwargs)
         self.weight_decay = weight_decay
-        runs, start = [], 0                          # [start, end) in the flat buffer of each run of weight matrices
+        runs, start = [], 0  # [start, end) in the flat buffer of each run of weight matrices
         for p in self.params:
             if p.ndim >= 2:
-                if runs and runs[-1][1] == start: runs[-1][1] += p.numel()
-                else: runs.append([start, start + p.numel()])
+                if runs and runs[-1][1] == start:
+                    runs[-1][1] += p.numel()
+                else:
+                    runs.append([start, start + p.numel()])
             start += p.numel()
-        self.decayed, self._one = [self.flat[a:b] for a, b in runs], torch.tensor(1.0)  # views: the rest is not read
+        self.decayed, self._one = (
+            [self.flat[a:b] for a, b in runs],
+            torch.tensor(1.0),
+        )  # views: the rest is not read
 
     @torch.no_grad()
     def step(self) -> None:
-        for run in self.decayed:  # θ - lr·λ·θ as one addcmul rounds it (θ·(1 - lr·λ) would round otherwise)
+        for run in (
+            self.decayed
+        ):  # θ - lr·λ·θ as one addcmul rounds it (θ·(1 - lr·λ) would round otherwise)
             run.addcmul_(run, self._one, value=-self.lr * self.weight_decay)
         super().step()
 
-    def state_dict(self) -> dict: return {**super().state_dict(), 'weight_decay': self.weight_decay}
+    def state_dict(self) -> dict:
+        return {**super().state_dict(), 'weight_decay': self.weight_decay}
+
 
 # %% ../nbs/05a_deeper.ipynb 32
 def muon_split(model: Sequential) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
@@ -172,63 +266,143 @@ def muon_split(model: Sequential) -> tuple[list[torch.Tensor], list[torch.Tensor
     matrices = [layer.weight for layer in model.layers if isinstance(layer, Linear)]
     return matrices, [p for p in model.parameters() if not any(p is w for w in matrices)]
 
+
 class MuonAdamW:
     "`Muon` for `matrices`, `AdamW` for `others`; setting `lr` sets Muon's in the ratio muon_lr / lr."
-    def __init__(self, matrices, others, lr: float = 2e-3, muon_lr: float = 0.02,
-                 weight_decay: float = 0.0):
+
+    def __init__(
+        self, matrices, others, lr: float = 2e-3, muon_lr: float = 0.02, weight_decay: float = 0.0
+    ):
         self.muon = Muon(matrices, lr=muon_lr, weight_decay=weight_decay)
         self.adam = AdamW(others, lr=lr, weight_decay=weight_decay)
         self.params, self.muon_scale = self.muon.params + self.adam.params, muon_lr / lr
 
     @property
-    def lr(self) -> float: return self.adam.lr
-    @lr.setter
-    def lr(self, value: float) -> None: self.adam.lr, self.muon.lr = value, value * self.muon_scale
+    def lr(self) -> float:
+        return self.adam.lr
 
-    def zero_grad(self) -> None: self.muon.zero_grad(); self.adam.zero_grad()
-    def step(self) -> None: self.muon.step(); self.adam.step()
+    @lr.setter
+    def lr(self, value: float) -> None:
+        self.adam.lr, self.muon.lr = value, value * self.muon_scale
+
+    def zero_grad(self) -> None:
+        self.muon.zero_grad()
+        self.adam.zero_grad()
+
+    def step(self) -> None:
+        self.muon.step()
+        self.adam.step()
+
     def state_dict(self) -> dict:
         return {'muon': self.muon.state_dict(), 'adam': self.adam.state_dict()}
+
     def load_state_dict(self, state: dict) -> None:
         "Restore both optimizers' states; an Adam-only state is refused."
         if not {'muon', 'adam'} <= set(state):
             raise UserError("not a Muon + AdamW state (no 'muon' and 'adam' parts)")
-        self.muon.load_state_dict(state['muon']); self.adam.load_state_dict(state['adam'])
+        self.muon.load_state_dict(state['muon'])
+        self.adam.load_state_dict(state['adam'])
+
 
 # %% ../nbs/05a_deeper.ipynb 35
 def deeper_step(config: DeeperConfig, model: Sequential) -> ManualStep | AutogradStep:
     "The training step of `config`: chapter 04's, or with weight decay `FlatAdamW` by hand, fused (`AdamW` with autograd)."
-    if config.muon: return AutogradStep(model, optimizer=MuonAdamW(
-        *muon_split(model), config.lr, config.muon_lr, config.weight_decay))
-    if not config.weight_decay: return make_step(config, model)
-    if config.autograd: return AutogradStep(model, optimizer=AdamW(model.parameters(), config.lr, config.weight_decay))
+    if config.muon:
+        return AutogradStep(
+            model,
+            optimizer=MuonAdamW(*muon_split(model), config.lr, config.muon_lr, config.weight_decay),
+        )
+    if not config.weight_decay:
+        return make_step(config, model)
+    if config.autograd:
+        return AutogradStep(
+            model, optimizer=AdamW(model.parameters(), config.lr, config.weight_decay)
+        )
     return FusedStep(model, optimizer=FlatAdamW(model.parameters(), config.lr, config.weight_decay))
 
+
 @patch
-def new_step(self: DeeperConfig, model: Sequential) -> ManualStep | AutogradStep: return deeper_step(self, model)
+def new_step(self: DeeperConfig, model: Sequential) -> ManualStep | AutogradStep:
+    return deeper_step(self, model)
+
 
 # %% ../nbs/05a_deeper.ipynb 38
 @patch
 def lr_at(self: DeeperConfig, step: int) -> float:
     "The learning rate of step `step` (0-based): a linear warm-up, then constant or a cosine down to 0."
-    if step < self.warmup: return self.lr * (step + 1) / self.warmup
-    if not self.cosine: return self.lr
-    return self.lr * 0.5 * (1 + math.cos(math.pi * (step - self.warmup) / max(1, self.max_steps - self.warmup)))
+    if step < self.warmup:
+        return self.lr * (step + 1) / self.warmup
+    if not self.cosine:
+        return self.lr
+    return (
+        self.lr
+        * 0.5
+        * (1 + math.cos(math.pi * (step - self.warmup) / max(1, self.max_steps - self.warmup)))
+    )
+
 
 # %% ../nbs/05a_deeper.ipynb 45
 PRESETS = {
     'original': {},
-    'tree': dict(block_size=8, merge=2, n_layers=3, n_embd=24, n_hidden=128, batch_size=128, max_steps=30000,
-                 lr=2e-3, warmup=1000, cosine=True, weight_decay=0.01),
-    'wide': dict(block_size=8, merge=2, n_layers=3, n_embd=32, n_hidden=256, batch_size=256, max_steps=30000,
-                 lr=2e-3, warmup=1000, cosine=True, weight_decay=0.1),
-    'dropout': dict(block_size=8, merge=2, n_layers=3, n_embd=32, n_hidden=256, batch_size=256, max_steps=30000,
-                    lr=2e-3, warmup=1000, cosine=True, weight_decay=0.1, dropout=0.2),
-    'best': dict(block_size=8, merge=2, n_layers=3, n_embd=48, n_hidden=480, batch_size=256, max_steps=30000,
-                 lr=2e-3, warmup=1000, cosine=True, weight_decay=0.1, dropout=0.3),
+    'tree': dict(
+        block_size=8,
+        merge=2,
+        n_layers=3,
+        n_embd=24,
+        n_hidden=128,
+        batch_size=128,
+        max_steps=30000,
+        lr=2e-3,
+        warmup=1000,
+        cosine=True,
+        weight_decay=0.01,
+    ),
+    'wide': dict(
+        block_size=8,
+        merge=2,
+        n_layers=3,
+        n_embd=32,
+        n_hidden=256,
+        batch_size=256,
+        max_steps=30000,
+        lr=2e-3,
+        warmup=1000,
+        cosine=True,
+        weight_decay=0.1,
+    ),
+    'dropout': dict(
+        block_size=8,
+        merge=2,
+        n_layers=3,
+        n_embd=32,
+        n_hidden=256,
+        batch_size=256,
+        max_steps=30000,
+        lr=2e-3,
+        warmup=1000,
+        cosine=True,
+        weight_decay=0.1,
+        dropout=0.2,
+    ),
+    'best': dict(
+        block_size=8,
+        merge=2,
+        n_layers=3,
+        n_embd=48,
+        n_hidden=480,
+        batch_size=256,
+        max_steps=30000,
+        lr=2e-3,
+        warmup=1000,
+        cosine=True,
+        weight_decay=0.1,
+        dropout=0.3,
+    ),
 }
+
 
 def preset(name: str, **overrides) -> DeeperConfig:
     "The settings of the preset `name`, with `overrides` on top."
-    if name not in PRESETS: raise UserError(f"unknown preset {name!r}; choose one of {', '.join(PRESETS)}")
+    if name not in PRESETS:
+        raise UserError(f"unknown preset {name!r}; choose one of {', '.join(PRESETS)}")
     return DeeperConfig(**{**PRESETS[name], **overrides})

@@ -14,9 +14,21 @@ from .layers import LeakyRelu, Sequential
 from .train import Run
 
 # %% auto 0
-__all__ = ['GRAPH_FILES', 'inspect_batch', 'activation_stats', 'plot_activations', 'gradient_stats', 'plot_gradients',
-           'weight_grad_stats', 'plot_weight_grads', 'plot_update_ratios', 'plot_step_ratios', 'plot_loss',
-           'save_graphs']
+__all__ = [
+    'GRAPH_FILES',
+    'inspect_batch',
+    'activation_stats',
+    'plot_activations',
+    'gradient_stats',
+    'plot_gradients',
+    'weight_grad_stats',
+    'plot_weight_grads',
+    'plot_update_ratios',
+    'plot_step_ratios',
+    'plot_loss',
+    'save_graphs',
+]
+
 
 # %% ../nbs/05_diagnostics.ipynb 7
 def inspect_batch(run: Run, words: list[str], batch_size: int = 512, seed: int = 0) -> float:
@@ -28,9 +40,11 @@ def inspect_batch(run: Run, words: list[str], batch_size: int = 512, seed: int =
     was_training = model.training
     model.train()
     try:
-        for p in model.parameters(): p.grad = None
+        for p in model.parameters():
+            p.grad = None
         logits = model(X[ix])
-        for layer in model: layer.out.retain_grad()
+        for layer in model:
+            layer.out.retain_grad()
         loss = F.cross_entropy(logits, Y[ix])
         loss.backward()
     finally:
@@ -38,54 +52,92 @@ def inspect_batch(run: Run, words: list[str], batch_size: int = 512, seed: int =
         with torch.no_grad():  # undo the running-statistics update of this pass
             own = {f'{i}.{n}': t for i, l in enumerate(model) for n, t in l.named_tensors().items()}
             for k in own:
-                if 'running' in k: own[k].copy_(buffers[k])
+                if 'running' in k:
+                    own[k].copy_(buffers[k])
     return loss.item()
 
+
 # %% ../nbs/05_diagnostics.ipynb 11
-def _label(model: Sequential, i: int) -> str: return f'layer {i} ({type(model[i]).__name__})'
+def _label(model: Sequential, i: int) -> str:
+    return f'layer {i} ({type(model[i]).__name__})'
+
 
 def _hidden_activations(model: Sequential) -> list[int]:
     "Indices of the LeakyRelu layers (the output layer has none)."
     return [i for i, layer in enumerate(model) if isinstance(layer, LeakyRelu)]
+
 
 def activation_stats(model: Sequential) -> list[dict]:
     "Mean, std and saturated share (|x| < 0.01) of each LeakyRelu layer's last output."
     rows = []
     for i in _hidden_activations(model):
         t = model[i].out.detach()
-        rows.append({'layer': i, 'kind': type(model[i]).__name__, 'mean': t.mean().item(), 'std': t.std().item(),
-                     'saturated': (t.abs() < 0.01).float().mean().item()})
+        rows.append(
+            {
+                'layer': i,
+                'kind': type(model[i]).__name__,
+                'mean': t.mean().item(),
+                'std': t.std().item(),
+                'saturated': (t.abs() < 0.01).float().mean().item(),
+            }
+        )
     return rows
 
-def _legend_outside(ax): ax.legend(fontsize='small', loc='center left', bbox_to_anchor=(1.01, 0.5))
 
-def _histograms(ax, series: list[tuple[str, torch.Tensor]], title: str, xlabel: str, log: bool = False):
+def _legend_outside(ax):
+    ax.legend(fontsize='small', loc='center left', bbox_to_anchor=(1.01, 0.5))
+
+
+def _histograms(
+    ax, series: list[tuple[str, torch.Tensor]], title: str, xlabel: str, log: bool = False
+):
     for label, t in series:
         hy, hx = torch.histogram(t.detach().float().flatten(), bins=100, density=True)
         ax.plot(((hx[:-1] + hx[1:]) / 2).numpy(), hy.numpy(), label=label)
     ax.set(title=title, xlabel=xlabel, ylabel='density (log scale)' if log else 'density')
-    if log: ax.set_yscale('log')
+    if log:
+        ax.set_yscale('log')
     _legend_outside(ax)
+
 
 def plot_activations(model: Sequential) -> Figure:
     "Graph 1: histogram of each LeakyRelu layer's output."
     fig = Figure(figsize=(12, 4), layout='constrained')
-    _histograms(fig.subplots(), [(_label(model, i), model[i].out) for i in _hidden_activations(model)],
-                'activation distribution (LeakyRelu outputs)', 'activation', log=True)
+    _histograms(
+        fig.subplots(),
+        [(_label(model, i), model[i].out) for i in _hidden_activations(model)],
+        'activation distribution (LeakyRelu outputs)',
+        'activation',
+        log=True,
+    )
     return fig
+
 
 # %% ../nbs/05_diagnostics.ipynb 17
 def gradient_stats(model: Sequential) -> list[dict]:
     "Mean and std of the gradient at each LeakyRelu layer's output (after `inspect_batch`)."
-    return [{'layer': i, 'kind': type(model[i]).__name__, 'mean': model[i].out.grad.mean().item(),
-             'std': model[i].out.grad.std().item()} for i in _hidden_activations(model)]
+    return [
+        {
+            'layer': i,
+            'kind': type(model[i]).__name__,
+            'mean': model[i].out.grad.mean().item(),
+            'std': model[i].out.grad.std().item(),
+        }
+        for i in _hidden_activations(model)
+    ]
+
 
 def plot_gradients(model: Sequential) -> Figure:
     "Graph 2: histogram of the gradient at each LeakyRelu layer's output."
     fig = Figure(figsize=(12, 4), layout='constrained')
-    _histograms(fig.subplots(), [(_label(model, i), model[i].out.grad) for i in _hidden_activations(model)],
-                'gradient distribution (at LeakyRelu outputs)', 'gradient')
+    _histograms(
+        fig.subplots(),
+        [(_label(model, i), model[i].out.grad) for i in _hidden_activations(model)],
+        'gradient distribution (at LeakyRelu outputs)',
+        'gradient',
+    )
     return fig
+
 
 # %% ../nbs/05_diagnostics.ipynb 22
 def _matrices(model: Sequential) -> list[tuple[str, torch.Tensor]]:
@@ -93,70 +145,115 @@ def _matrices(model: Sequential) -> list[tuple[str, torch.Tensor]]:
     out, k = [], 0
     for i, layer in enumerate(model):
         for p in layer.parameters():
-            if p.ndim == 2: out.append((f'param {k}: layer {i} ({type(layer).__name__}) {tuple(p.shape)}', p))
+            if p.ndim == 2:
+                out.append((f'param {k}: layer {i} ({type(layer).__name__}) {tuple(p.shape)}', p))
             k += 1
     return out
 
+
 def weight_grad_stats(model: Sequential) -> list[dict]:
     "Mean and std of each 2-D parameter's gradient, and the grad:data ratio std(grad) / std(data)."
-    return [{'label': label, 'shape': tuple(p.shape), 'mean': p.grad.mean().item(), 'std': p.grad.std().item(),
-             'ratio': (p.grad.std() / p.detach().std()).item()} for label, p in _matrices(model)]
+    return [
+        {
+            'label': label,
+            'shape': tuple(p.shape),
+            'mean': p.grad.mean().item(),
+            'std': p.grad.std().item(),
+            'ratio': (p.grad.std() / p.detach().std()).item(),
+        }
+        for label, p in _matrices(model)
+    ]
+
 
 def plot_weight_grads(model: Sequential) -> Figure:
     "Graph 3: histogram of each 2-D parameter's gradient."
     fig = Figure(figsize=(12, 4), layout='constrained')
-    _histograms(fig.subplots(), [(label, p.grad) for label, p in _matrices(model)],
-                'weights gradient distribution', 'gradient')
+    _histograms(
+        fig.subplots(),
+        [(label, p.grad) for label, p in _matrices(model)],
+        'weights gradient distribution',
+        'gradient',
+    )
     return fig
+
 
 # %% ../nbs/05_diagnostics.ipynb 27
 def _plot_ratios(run: Run, key: str, title: str, ylabel: str) -> Figure:
     "log10 ratios recorded in `run.history[key]` of every 2-D parameter over training, with the 1e-3 guide."
     fig = Figure(figsize=(12, 4), layout='constrained')
     ax = fig.subplots()
-    ratios = torch.stack(run.history[key]) if run.history[key] else torch.empty(0, len(run.model.parameters()))
+    ratios = (
+        torch.stack(run.history[key])
+        if run.history[key]
+        else torch.empty(0, len(run.model.parameters()))
+    )
     steps = torch.arange(len(ratios)) * run.config.ud_every
     labels = dict((id(p), label) for label, p in _matrices(run.model))
     for k, p in enumerate(run.model.parameters()):
-        if p.ndim == 2: ax.plot(steps.numpy(), ratios[:, k].numpy(), label=labels[id(p)])
+        if p.ndim == 2:
+            ax.plot(steps.numpy(), ratios[:, k].numpy(), label=labels[id(p)])
     ax.axhline(-3, color='k', linestyle='--', label='1e-3 guide')
     ax.set(title=title, xlabel='step', ylabel=ylabel)
     _legend_outside(ax)
     return fig
 
+
 def plot_update_ratios(run: Run) -> Figure:
     "Graph 4, the original's: log10(lr·std(grad)/std(data)) of every 2-D parameter over training."
-    return _plot_ratios(run, 'ud', 'update-to-data ratio over training (the size of a gradient-descent step)',
-                        'log10(lr * std(grad) / std(data))')
+    return _plot_ratios(
+        run,
+        'ud',
+        'update-to-data ratio over training (the size of a gradient-descent step)',
+        'log10(lr * std(grad) / std(data))',
+    )
+
 
 # %% ../nbs/05_diagnostics.ipynb 32
 def plot_step_ratios(run: Run) -> Figure:
     "Graph 5: log10(std(Δp)/std(p)) of every 2-D parameter over training, Δp the step the optimizer took."
-    return _plot_ratios(run, 'step_ud', "the step the optimizer took, relative to the weights",
-                        'log10(std(step) / std(data))')
+    return _plot_ratios(
+        run,
+        'step_ud',
+        "the step the optimizer took, relative to the weights",
+        'log10(std(step) / std(data))',
+    )
+
 
 # %% ../nbs/05_diagnostics.ipynb 37
 def plot_loss(run: Run, window: int = 200) -> Figure:
     "Training loss (log10) averaged over windows of `window` steps."
     loss = torch.tensor(run.history['loss'])
     n = len(loss) // window * window
-    if n == 0: window, n = 1, len(loss)
+    if n == 0:
+        window, n = 1, len(loss)
     curve = loss[:n].view(-1, window).mean(1)
     fig = Figure(figsize=(12, 4), layout='constrained')
     ax = fig.subplots()
-    ax.plot((torch.arange(len(curve)) * window + window / 2).numpy(), curve.numpy(), label=f'mean of {window} steps')
+    ax.plot(
+        (torch.arange(len(curve)) * window + window / 2).numpy(),
+        curve.numpy(),
+        label=f'mean of {window} steps',
+    )
     ax.set(title='training loss', xlabel='step', ylabel='log10(loss)')
     ax.legend()
     return fig
 
+
 # %% ../nbs/05_diagnostics.ipynb 40
 GRAPH_FILES = ('graph1.png', 'graph2.png', 'graph3.png', 'graph4.png', 'graph5.png', 'loss.png')
+
 
 def save_graphs(run: Run, out_dir, words: list[str], dpi: int = 100) -> list[Path]:
     "Write graph1.png … graph5.png and loss.png of `run` to `out_dir`; the inspection batch is one of `words`."
     inspect_batch(run, words)
-    figures = [plot_activations(run.model), plot_gradients(run.model), plot_weight_grads(run.model),
-               plot_update_ratios(run), plot_step_ratios(run), plot_loss(run)]
+    figures = [
+        plot_activations(run.model),
+        plot_gradients(run.model),
+        plot_weight_grads(run.model),
+        plot_update_ratios(run),
+        plot_step_ratios(run),
+        plot_loss(run),
+    ]
     paths = []
     for name, fig in zip(GRAPH_FILES, figures):
         buf = io.BytesIO()

@@ -4,45 +4,82 @@
 
 # %% ../nbs/01a_files.ipynb 3
 from __future__ import annotations
-import errno, fcntl, hashlib, os, stat, tempfile, urllib.request
+import errno
+import fcntl
+import hashlib
+import os
+import stat
+import tempfile
+import urllib.request
 from pathlib import Path
 import torch
 from .vocab import BOUNDARY, UserError, Vocab
 from .dataset import build_dataset, read_words
 
 # %% auto 0
-__all__ = ['UNSUPPORTED', 'LOCK_FILE', 'NAMES_URL', 'NAMES_SHA256', 'DATA_ENV', 'WriteError', 'atomic_write_bytes',
-           'stale_temporaries', 'open_lock_file', 'DirLock', 'sha256_of', 'download_names', 'cache_dir',
-           'find_local_data', 'names_path', 'load_words', 'build_dataset_fast']
+__all__ = [
+    'UNSUPPORTED',
+    'LOCK_FILE',
+    'NAMES_URL',
+    'NAMES_SHA256',
+    'DATA_ENV',
+    'WriteError',
+    'atomic_write_bytes',
+    'stale_temporaries',
+    'open_lock_file',
+    'DirLock',
+    'sha256_of',
+    'download_names',
+    'cache_dir',
+    'find_local_data',
+    'names_path',
+    'load_words',
+    'build_dataset_fast',
+]
+
 
 # %% ../nbs/01a_files.ipynb 6
 def _umask() -> int:
-    mask = os.umask(0o022); os.umask(mask)  # reading the umask means setting it; put it back at once
+    mask = os.umask(0o022)
+    os.umask(mask)  # reading the umask means setting it; put it back at once
     return mask
+
 
 # what a filesystem answers for an operation it does not have (FAT has no modes; some cannot fsync)
 UNSUPPORTED = {errno.ENOSYS, errno.EPERM, errno.EOPNOTSUPP, errno.ENOTSUP, errno.EINVAL}
 
+
 class WriteError(OSError):
     "A file could not be written (its `errno` and `filename` kept); the message names the file."
-    def __str__(self): return f"could not write {self.filename}: {self.strerror}"
+
+    def __str__(self):
+        return f"could not write {self.filename}: {self.strerror}"
 
     @property
     def no_room(self) -> bool:
         "Whether the disk or the user's quota is full: then making room is what fixes it."
         return self.errno in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG)  # EFBIG: a file-size limit
 
+
 def _set_mode(fd: int) -> None:
     "Give the file the mode any new file gets; a filesystem without modes keeps its own."
-    try: os.fchmod(fd, 0o666 & ~_umask())
+    try:
+        os.fchmod(fd, 0o666 & ~_umask())
     except OSError as e:
-        if e.errno not in UNSUPPORTED: raise
+        if e.errno not in UNSUPPORTED:
+            raise
+
 
 def _flush_to_disk(fd: int) -> None:
-    try: os.fsync(fd)
+    try:
+        os.fsync(fd)
     except OSError as e:
-        if e.errno not in UNSUPPORTED: raise
-        raise OSError(e.errno, f'the filesystem cannot flush a file to disk (fsync: {e.strerror})') from None
+        if e.errno not in UNSUPPORTED:
+            raise
+        raise OSError(
+            e.errno, f'the filesystem cannot flush a file to disk (fsync: {e.strerror})'
+        ) from None
+
 
 # %% ../nbs/01a_files.ipynb 7
 def atomic_write_bytes(path, data: bytes) -> Path:
@@ -59,92 +96,138 @@ def atomic_write_bytes(path, data: bytes) -> Path:
             _flush_to_disk(f.fileno())
         os.replace(tmp, path)
     except BaseException as e:
-        if tmp: Path(tmp).unlink(missing_ok=True)
+        if tmp:
+            Path(tmp).unlink(missing_ok=True)
         if isinstance(e, OSError) and not isinstance(e, WriteError):
             raise WriteError(e.errno, e.strerror, str(path)) from None
         raise
     return path
 
+
 def stale_temporaries(directory) -> list[Path]:
     "Temporary files that `atomic_write_bytes` left in `directory` when its process was killed mid-write."
     return sorted(Path(directory).glob('.*.tmp'))
 
+
 # %% ../nbs/01a_files.ipynb 14
 LOCK_FILE = '.lock'
 
+
 def open_lock_file(path: Path) -> int:
     "Open (or create) the lock file `path` itself: never through a link, never a file that is not its own."
-    try: fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_NONBLOCK, 0o666 & ~_umask())
+    try:
+        fd = os.open(
+            path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_NONBLOCK, 0o666 & ~_umask()
+        )
     except OSError as e:
-        if e.errno != errno.ELOOP: raise
-        raise OSError(f"{path} is a symbolic link, not a lock file; it was not followed. Remove it "
-                      f"(rm {path}) and try again") from None
+        if e.errno != errno.ELOOP:
+            raise
+        raise OSError(
+            f"{path} is a symbolic link, not a lock file; it was not followed. Remove it "
+            f"(rm {path}) and try again"
+        ) from None
     st = os.fstat(fd)
     if not stat.S_ISREG(st.st_mode) or st.st_nlink != 1:
         os.close(fd)
-        what = 'is not a regular file' if not stat.S_ISREG(st.st_mode) else 'is a hard link to another file'
-        raise OSError(f"{path} {what}, not a lock file; it was left untouched. Remove it and try again")
+        what = (
+            'is not a regular file'
+            if not stat.S_ISREG(st.st_mode)
+            else 'is a hard link to another file'
+        )
+        raise OSError(
+            f"{path} {what}, not a lock file; it was left untouched. Remove it and try again"
+        )
     return fd
+
 
 # %% ../nbs/01a_files.ipynb 15
 class DirLock:
     "An exclusive lock on a directory, held by this process until `release` (or exit, even by kill -9)."
+
     def __init__(self, directory):
         self.directory, self.path, self.fd = Path(directory), Path(directory) / LOCK_FILE, None
 
     def holder(self) -> str:
         "The process id written in the lock file ('unknown' if unreadable)."
-        try: fd = os.open(self.path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
-        except OSError: return 'unknown'
-        try: return os.read(fd, 32).decode(errors='replace').strip() or 'unknown'
-        finally: os.close(fd)
+        try:
+            fd = os.open(self.path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+        except OSError:
+            return 'unknown'
+        try:
+            return os.read(fd, 32).decode(errors='replace').strip() or 'unknown'
+        finally:
+            os.close(fd)
 
     def acquire(self) -> DirLock:
         self.directory.mkdir(parents=True, exist_ok=True)
         while True:
             fd = open_lock_file(self.path)
-            try: fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except OSError as e:
                 os.close(fd)
-                if e.errno not in (errno.EAGAIN, errno.EACCES): raise
-                raise BlockingIOError(f"{self.directory} is being written by process {self.holder()} "
-                                      f"(lock file {self.path}); wait for it to finish, or choose another directory") from None
-            try: same = os.lstat(self.path).st_ino == os.fstat(fd).st_ino
-            except FileNotFoundError: same = False
-            if same: break
+                if e.errno not in (errno.EAGAIN, errno.EACCES):
+                    raise
+                raise BlockingIOError(
+                    f"{self.directory} is being written by process {self.holder()} "
+                    f"(lock file {self.path}); wait for it to finish, or choose another directory"
+                ) from None
+            try:
+                same = os.lstat(self.path).st_ino == os.fstat(fd).st_ino
+            except FileNotFoundError:
+                same = False
+            if same:
+                break
             os.close(fd)  # the holder removed the file while we waited for it: lock the new one
-        os.ftruncate(fd, 0); os.write(fd, f'{os.getpid()}\n'.encode())
+        os.ftruncate(fd, 0)
+        os.write(fd, f'{os.getpid()}\n'.encode())
         self.fd = fd
         return self
 
     def release(self) -> None:
-        if self.fd is None: return
+        if self.fd is None:
+            return
         self.path.unlink(missing_ok=True)
-        os.close(self.fd); self.fd = None
+        os.close(self.fd)
+        self.fd = None
 
-    def __enter__(self): return self.acquire()
-    def __exit__(self, *exc): self.release()
+    def __enter__(self):
+        return self.acquire()
+
+    def __exit__(self, *exc):
+        self.release()
+
 
 # %% ../nbs/01a_files.ipynb 21
 NAMES_URL = 'https://raw.githubusercontent.com/karpathy/makemore/master/names.txt'
 NAMES_SHA256 = '0a30b5557f192f32ab962680889aac5f6fda0f4cecf40a6d0b5694f58ea8cc4d'
 DATA_ENV = 'MLP_NAMES_DATA'
 
-def sha256_of(data: bytes) -> str: return hashlib.sha256(data).hexdigest()
 
-def download_names(dest, url: str = NAMES_URL, sha256: str = NAMES_SHA256, timeout: float = 30) -> Path:
+def sha256_of(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def download_names(
+    dest, url: str = NAMES_URL, sha256: str = NAMES_SHA256, timeout: float = 30
+) -> Path:
     "Download the dataset from `url` to `dest`, verifying its checksum."
     try:
-        with urllib.request.urlopen(url, timeout=timeout) as r: data = r.read()
+        with urllib.request.urlopen(url, timeout=timeout) as r:
+            data = r.read()
     except Exception as e:
         raise FileNotFoundError(
             f"could not download names.txt from {url} ({e}). Download it by hand and save it as data/names.txt, "
-            f"or set {DATA_ENV}=/path/to/names.txt, or give the file with --data PATH") from None
+            f"or set {DATA_ENV}=/path/to/names.txt, or give the file with --data PATH"
+        ) from None
     got = sha256_of(data)
     if got != sha256:
-        raise UserError(f"the file downloaded from {url} has sha256 {got}, expected {sha256}; "
-                         f"nothing was written to {dest}. Try again, or fetch the file by hand")
+        raise UserError(
+            f"the file downloaded from {url} has sha256 {got}, expected {sha256}; "
+            f"nothing was written to {dest}. Try again, or fetch the file by hand"
+        )
     return atomic_write_bytes(dest, data)
+
 
 # %% ../nbs/01a_files.ipynb 25
 def cache_dir() -> Path:
@@ -152,50 +235,70 @@ def cache_dir() -> Path:
     root = os.environ.get('XDG_CACHE_HOME') or Path.home() / '.cache'
     return Path(root) / 'mlp_names'
 
+
 def find_local_data(name: str = 'names.txt', start=None) -> Path | None:
     "`data/<name>` in `start` (default: the current directory) or its nearest parent that has one."
     start = Path(start or Path.cwd()).resolve()
     for d in [start, *start.parents]:
-        if (d / 'data' / name).is_file(): return d / 'data' / name
+        if (d / 'data' / name).is_file():
+            return d / 'data' / name
     return None
+
 
 def names_path() -> Path:
     "The absolute path of `names.txt`: from the environment, the project, the cache, or a fresh download."
     env = os.environ.get(DATA_ENV)
     if env:
-        if not Path(env).exists():  # what exists but is not a regular file is refused by `read_words`, as such
-            raise FileNotFoundError(f"{DATA_ENV}={env}: no such file; point it at a one-word-per-line text file or unset it")
+        if not Path(
+            env
+        ).exists():  # what exists but is not a regular file is refused by `read_words`, as such
+            raise FileNotFoundError(
+                f"{DATA_ENV}={env}: no such file; point it at a one-word-per-line text file or unset it"
+            )
         return Path(env).resolve()
     local = find_local_data()
-    if local: return local
+    if local:
+        return local
     cached = cache_dir() / 'names.txt'
     if cached.is_file():
         if sha256_of(cached.read_bytes()) != NAMES_SHA256:
-            raise UserError(f"{cached}: checksum does not match names.txt; delete it and run again to re-download")
+            raise UserError(
+                f"{cached}: checksum does not match names.txt; delete it and run again to re-download"
+            )
         return cached.resolve()
     return download_names(cached).resolve()
+
 
 def load_words(path=None) -> list[str]:
     "The words of `path`, or of names.txt found as `names_path` says."
     return read_words(path if path is not None else names_path())
 
+
 # %% ../nbs/01a_files.ipynb 31
-def build_dataset_fast(words: list[str], vocab: Vocab, block_size: int = 3) -> tuple[torch.Tensor, torch.Tensor]:
+def build_dataset_fast(
+    words: list[str], vocab: Vocab, block_size: int = 3
+) -> tuple[torch.Tensor, torch.Tensor]:
     "`build_dataset`'s tensors, made without a Python list per example (for word files of millions of lines)."
     if isinstance(block_size, bool) or not isinstance(block_size, int) or block_size < 1:
         raise UserError(f"block_size must be a positive integer, got {block_size!r}")
-    if not words: return torch.zeros((0, block_size), dtype=torch.int64), torch.zeros(0, dtype=torch.int64)
-    if any('\n' in w for w in words): raise UserError("a word contains a line break; give one word per entry")
-    codes = torch.frombuffer(bytearray(('\n'.join(words) + '\n').encode('utf-32-le')), dtype=torch.int32).long()
+    if not words:
+        return torch.zeros((0, block_size), dtype=torch.int64), torch.zeros(0, dtype=torch.int64)
+    if any('\n' in w for w in words):
+        raise UserError("a word contains a line break; give one word per entry")
+    codes = torch.frombuffer(
+        bytearray(('\n'.join(words) + '\n').encode('utf-32-le')), dtype=torch.int32
+    ).long()
     table = torch.full((max(int(codes.max()), *map(ord, vocab.itos)) + 1,), -1)
     table[[ord(c) for c in vocab.itos]] = torch.arange(len(vocab))
-    table[ord('\n')] = vocab.stoi[BOUNDARY]            # each word ends with the end token
+    table[ord('\n')] = vocab.stoi[BOUNDARY]  # each word ends with the end token
     Y = table[codes]
-    if (Y < 0).any():                                  # let `encode` name the unknown character and its word
+    if (Y < 0).any():  # let `encode` name the unknown character and its word
         is_end = codes == ord('\n')
         vocab.encode(words[int(is_end.cumsum(0)[int((Y < 0).nonzero()[0])])])
-    word = torch.cumsum(Y == 0, 0) - (Y == 0).long()   # which word each target belongs to
-    pos = torch.arange(len(Y)) + (word + 1) * block_size  # where it lands once each word has its padding
+    word = torch.cumsum(Y == 0, 0) - (Y == 0).long()  # which word each target belongs to
+    pos = (
+        torch.arange(len(Y)) + (word + 1) * block_size
+    )  # where it lands once each word has its padding
     stream = torch.zeros(len(Y) + len(words) * block_size, dtype=torch.int64)
     stream[pos] = Y
     return stream.unfold(0, block_size, 1)[pos - block_size], Y

@@ -14,73 +14,134 @@ from .layers import BatchNorm1d, Embedding, Flatten, LeakyRelu, Linear, Sequenti
 from .backward import ManualStep, cross_entropy_with_grad, grad_of
 
 # %% auto 0
-__all__ = ['HALVES_FROM', 'ONEDNN_PRODUCTS', 'ONEDNN_FROM', 'ONEDNN_FROM_STRIDED', 'FUSE_FROM', 'Buffers', 'column_sums',
-           'float32_products', 'cpu_info', 'onednn_pays', 'through_onednn', 'product', 'NormedLinear', 'HiddenBlock',
-           'LookupBlock', 'fuse_layers', 'FusedStep', 'bf16_supported', 'check_bf16', 'matmul_precision']
+__all__ = [
+    'HALVES_FROM',
+    'ONEDNN_PRODUCTS',
+    'ONEDNN_FROM',
+    'ONEDNN_FROM_STRIDED',
+    'FUSE_FROM',
+    'Buffers',
+    'column_sums',
+    'float32_products',
+    'cpu_info',
+    'onednn_pays',
+    'through_onednn',
+    'product',
+    'NormedLinear',
+    'HiddenBlock',
+    'LookupBlock',
+    'fuse_layers',
+    'FusedStep',
+    'bf16_supported',
+    'check_bf16',
+    'matmul_precision',
+]
+
 
 # %% ../nbs/03b_fused.ipynb 6
 class Buffers:
     "Tensors written again at every step, by name: made on first use, and again only if the shape or dtype changes."
-    def __init__(self): self._made = {}
+
+    def __init__(self):
+        self._made = {}
 
     def __call__(self, name: str, shape: tuple, dtype: torch.dtype) -> torch.Tensor:
         t = self._made.get(name)
-        if t is None or t.shape != shape or t.dtype != dtype: t = self._made[name] = torch.empty(shape, dtype=dtype)
+        if t is None or t.shape != shape or t.dtype != dtype:
+            t = self._made[name] = torch.empty(shape, dtype=dtype)
         return t
 
     def const(self, value: float, dtype: torch.dtype) -> torch.Tensor:
         "`value` as a 0-dim tensor of `dtype`, made on first use: an op given a Python number wraps it anew each call."
         t = self._made.get((value, dtype))
-        if t is None: t = self._made[value, dtype] = torch.tensor(value, dtype=dtype)
+        if t is None:
+            t = self._made[value, dtype] = torch.tensor(value, dtype=dtype)
         return t
+
 
 # %% ../nbs/03b_fused.ipynb 9
 HALVES_FROM = 65536  # numbers: twice PyTorch's grain (32,768), from where an elementwise pass is split between threads
 
+
 def column_sums(x: torch.Tensor, out: torch.Tensor | None = None) -> torch.Tensor:
     "Σ over the rows of the matrix `x`: a big one as two half sums, each over the rows one thread's passes wrote."
     n, c = x.shape
-    if n % 2 or x.numel() < HALVES_FROM: return torch.sum(x, 0, out=out)
+    if n % 2 or x.numel() < HALVES_FROM:
+        return torch.sum(x, 0, out=out)
     return torch.sum(x.view(2, n // 2, c).sum(1), 0, out=out)
+
 
 # %% ../nbs/03b_fused.ipynb 15
 class float32_products:
     "Within: matrix products in full float32, whatever `matmul_precision` set: for products too small to gain from bfloat16."
+
     def __enter__(self):
         self._before = torch.get_float32_matmul_precision()
-        if self._before != 'highest': torch.set_float32_matmul_precision('highest')  # setting costs, even to the same
+        if self._before != 'highest':
+            torch.set_float32_matmul_precision('highest')  # setting costs, even to the same
+
     def __exit__(self, *exc):
-        if self._before != 'highest': torch.set_float32_matmul_precision(self._before)
+        if self._before != 'highest':
+            torch.set_float32_matmul_precision(self._before)
+
 
 # %% ../nbs/03b_fused.ipynb 19
 def cpu_info(key: str) -> str:
     "The first value of `key` in /proc/cpuinfo ('vendor_id': 'GenuineIntel', 'AuthenticAMD'; 'flags'), or '' where there is none."
     try:
-        with open('/proc/cpuinfo') as f: return next((l.split(':', 1)[1].strip() for l in f if l.split(':')[0].strip() == key), '')
-    except OSError: return ''
+        with open('/proc/cpuinfo') as f:
+            return next(
+                (l.split(':', 1)[1].strip() for l in f if l.split(':')[0].strip() == key), ''
+            )
+    except OSError:
+        return ''
 
-_onednn_linear = getattr(torch.ops.mkldnn, '_linear_pointwise', None) if torch.backends.mkldnn.is_available() else None
+
+_onednn_linear = (
+    getattr(torch.ops.mkldnn, '_linear_pointwise', None)
+    if torch.backends.mkldnn.is_available()
+    else None
+)
+
+
 def onednn_pays(vendor: str, flags: str) -> bool:
     "Whether big float32 products go faster through oneDNN than MKL, as measured: on AMD CPUs with AVX-512, which MKL leaves unused."
     return vendor == 'AuthenticAMD' and 'avx512f' in flags.split()
 
-ONEDNN_PRODUCTS = _onednn_linear is not None and onednn_pays(cpu_info('vendor_id'), cpu_info('flags'))  # set it to choose
-ONEDNN_FROM, ONEDNN_FROM_STRIDED = 1 << 23, 1 << 25  # multiply-adds from which oneDNN paid there; a read across rows
+
+ONEDNN_PRODUCTS = _onednn_linear is not None and onednn_pays(
+    cpu_info('vendor_id'), cpu_info('flags')
+)  # set it to choose
+ONEDNN_FROM, ONEDNN_FROM_STRIDED = (
+    1 << 23,
+    1 << 25,
+)  # multiply-adds from which oneDNN paid there; a read across rows
+
 
 def through_onednn(a: torch.Tensor, b: torch.Tensor) -> bool:
     "Whether `product` takes oneDNN for a·b: on such a CPU, a big float32 product, no bfloat16 asked for."
-    if not (ONEDNN_PRODUCTS and a.dtype == b.dtype == torch.float32 and torch.backends.mkldnn.enabled): return False
+    if not (
+        ONEDNN_PRODUCTS and a.dtype == b.dtype == torch.float32 and torch.backends.mkldnn.enabled
+    ):
+        return False
     macs = a.shape[0] * a.shape[1] * b.shape[1]
-    return macs >= (ONEDNN_FROM if a.is_contiguous() else ONEDNN_FROM_STRIDED) and torch.get_float32_matmul_precision() == 'highest'
+    return (
+        macs >= (ONEDNN_FROM if a.is_contiguous() else ONEDNN_FROM_STRIDED)
+        and torch.get_float32_matmul_precision() == 'highest'
+    )
+
 
 def product(a: torch.Tensor, b: torch.Tensor, out: torch.Tensor) -> torch.Tensor:
     "a·b: from oneDNN in a new tensor where `through_onednn`, else `torch.mm` into `out`."
-    if through_onednn(a, b): return _onednn_linear(a, b.t(), None, 'none', [], '')  # it computes a·wᵀ, w as Linear's
+    if through_onednn(a, b):
+        return _onednn_linear(a, b.t(), None, 'none', [], '')  # it computes a·wᵀ, w as Linear's
     return torch.mm(a, b, out=out)
+
 
 # %% ../nbs/03b_fused.ipynb 26
 class NormedLinear:
     "Linear → BatchNorm1d (the logits; a small block's), chapter 03a's calls in order, into buffers made once: the same numbers."
+
     def __init__(self, linear: Linear, norm: BatchNorm1d):
         self.linear, self.norm, self.layers, self.buf = linear, norm, [linear, norm], Buffers()
 
@@ -89,62 +150,101 @@ class NormedLinear:
         lin, bn, buf, c = self.linear, self.norm, self.buf, self.buf.const
         (n, dt), shape = (x.shape[0], x.dtype), (x.shape[0], lin.weight.shape[1])
         self._x, h = x, buf('h', shape, dt)
-        with float32_products(): h = torch.mm(x, lin.weight, out=h) if lin.bias is None else torch.addmm(lin.bias, x, lin.weight, out=h)
+        with float32_products():
+            h = (
+                torch.mm(x, lin.weight, out=h)
+                if lin.bias is None
+                else torch.addmm(lin.bias, x, lin.weight, out=h)
+            )
         mean = h.sum(0).div_(c(n, dt))
         xc = h.sub_(mean)
         var = torch.mul(xc, xc, out=buf('t', shape, dt)).sum(0).div_(c(n - 1, dt))
         self._s = var.add(c(bn.eps, dt)).rsqrt_()
         self._xhat = xc.mul_(self._s)
-        if mean.dtype != bn.running_mean.dtype: mean, var = mean.to(bn.running_mean.dtype), var.to(bn.running_var.dtype)
-        bn.running_mean.lerp_(mean, bn.momentum); bn.running_var.lerp_(var, bn.momentum)
+        if mean.dtype != bn.running_mean.dtype:
+            mean, var = mean.to(bn.running_mean.dtype), var.to(bn.running_var.dtype)
+        bn.running_mean.lerp_(mean, bn.momentum)
+        bn.running_var.lerp_(var, bn.momentum)
         return torch.addcmul(bn.beta, bn.gamma, self._xhat, out=buf('o', shape, dt))
 
     def backward(self, dout: torch.Tensor) -> torch.Tensor:
         "Every parameter's gradient into its `.grad`; returns δx."
         lin, bn, buf, n, xhat = self.linear, self.norm, self.buf, dout.shape[0], self._xhat
-        dgamma = torch.sum(torch.mul(dout, xhat, out=buf('t', dout.shape, dout.dtype)), 0, out=grad_of(bn.gamma))
+        dgamma = torch.sum(
+            torch.mul(dout, xhat, out=buf('t', dout.shape, dout.dtype)), 0, out=grad_of(bn.gamma)
+        )
         dbeta = torch.sum(dout, 0, out=grad_of(bn.beta))
-        dh = torch.addcmul(dout, xhat, dgamma, value=-1 / (n - 1), out=buf('t', dout.shape, dout.dtype))
+        dh = torch.addcmul(
+            dout, xhat, dgamma, value=-1 / (n - 1), out=buf('t', dout.shape, dout.dtype)
+        )
         dh.sub_(dbeta, alpha=1 / n).mul_(bn.gamma * self._s)
-        if lin.bias is not None: torch.sum(dh, 0, out=grad_of(lin.bias))
+        if lin.bias is not None:
+            torch.sum(dh, 0, out=grad_of(lin.bias))
         with float32_products():
             torch.mm(self._x.t(), dh, out=grad_of(lin.weight))
             return torch.mm(dh, lin.weight.t(), out=buf('dx', self._x.shape, dh.dtype))
 
-    def __repr__(self) -> str: return f"NormedLinear({', '.join(map(repr, self.layers))})"
+    def __repr__(self) -> str:
+        return f"NormedLinear({', '.join(map(repr, self.layers))})"
+
 
 # %% ../nbs/03b_fused.ipynb 30
 FUSE_FROM = 16384  # numbers in a block's output: below, its layers' own passes cost less than the block's extra calls
 _leaky_relu_out = torch.ops.aten.leaky_relu.out
-_leaky_relu_backward_out = torch.ops.aten.leaky_relu_backward.grad_input  # g where y > 0, slope·g elsewhere
+_leaky_relu_backward_out = (
+    torch.ops.aten.leaky_relu_backward.grad_input
+)  # g where y > 0, slope·g elsewhere
+
 
 class HiddenBlock:
     "(A merge →) Linear → BatchNorm1d → LeakyRelu (→ a layer with `keep` and `scale`) as one forward and one backward."
+
     def __init__(self, linear: Linear, norm: BatchNorm1d, act: LeakyRelu, masker=None, merge=None):
-        self.linear, self.norm, self.act, self.masker, self.merge, self.buf = linear, norm, act, masker, merge, Buffers()
-        self.layers = [merge] * (merge is not None) + [linear, norm, act] + [masker] * (masker is not None)
-        self._small = [merge] * (merge is not None) + [NormedLinear(linear, norm), act] + [masker] * (masker is not None)
+        self.linear, self.norm, self.act, self.masker, self.merge, self.buf = (
+            linear,
+            norm,
+            act,
+            masker,
+            merge,
+            Buffers(),
+        )
+        self.layers = (
+            [merge] * (merge is not None) + [linear, norm, act] + [masker] * (masker is not None)
+        )
+        self._small = (
+            [merge] * (merge is not None)
+            + [NormedLinear(linear, norm), act]
+            + [masker] * (masker is not None)
+        )
 
     def forward_for_backward(self, x: torch.Tensor) -> torch.Tensor:
         "The training-mode output, as the layers' `forward_for_backward` one after another give it."
         shape = (self._rows(x), self.linear.weight.shape[1])
         self._fused = shape[0] * shape[1] >= FUSE_FROM
-        if not self._fused:                                                       # the layers' own numbers
-            for layer in self._small: x = layer.forward_for_backward(x)
+        if not self._fused:  # the layers' own numbers
+            for layer in self._small:
+                x = layer.forward_for_backward(x)
             return x
         self._in_shape = x.shape
-        return self._forward(x if self.merge is None else self.merge(x), shape)   # the merge: a view, its rows side by side
+        return self._forward(
+            x if self.merge is None else self.merge(x), shape
+        )  # the merge: a view, its rows side by side
 
     def backward(self, dout: torch.Tensor) -> torch.Tensor:
         "Every parameter's gradient into its `.grad`; returns δ of the input. Overwrites `dout`."
         if self._fused:
             dx = self._backward(dout)
             return dx if self.merge is None else dx.view(self._in_shape)
-        for layer in reversed(self._small): dout = layer.backward(dout)
+        for layer in reversed(self._small):
+            dout = layer.backward(dout)
         return dout
 
-    def _rows(self, x: torch.Tensor) -> int: return x.numel() // self.linear.weight.shape[0]
-    def __repr__(self) -> str: return f"{type(self).__name__}({', '.join(map(repr, self.layers))})"
+    def _rows(self, x: torch.Tensor) -> int:
+        return x.numel() // self.linear.weight.shape[0]
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({', '.join(map(repr, self.layers))})"
+
 
 # %% ../nbs/03b_fused.ipynb 31
 @patch
@@ -153,77 +253,137 @@ def _product(self: HiddenBlock, x: torch.Tensor, shape: tuple) -> torch.Tensor:
     self._x = x
     return product(x, self.linear.weight, self.buf('h', shape, x.dtype))
 
+
 @patch
 def _product_backward(self: HiddenBlock, dh: torch.Tensor) -> torch.Tensor:
     "δW = xᵀ·δh, δb = Σ δh = 0 exactly before a BatchNorm, and returns δx = δh·Wᵀ."
     lin = self.linear
-    if lin.bias is not None: grad_of(lin.bias).zero_()
+    if lin.bias is not None:
+        grad_of(lin.bias).zero_()
     dW = grad_of(lin.weight)
-    if (got := product(self._x.t(), dh, dW)) is not dW: dW.copy_(got)       # oneDNN's: into the flat gradient buffer
+    if (got := product(self._x.t(), dh, dW)) is not dW:
+        dW.copy_(got)  # oneDNN's: into the flat gradient buffer
     return product(dh, lin.weight.t(), self.buf('dx', self._x.shape, dh.dtype))
+
 
 @patch
 def _forward(self: HiddenBlock, x: torch.Tensor, shape: tuple) -> torch.Tensor:
     bn, buf, n, dt = self.norm, self.buf, shape[0], self.linear.weight.dtype
-    h, c = self._product(x, shape), buf.const                                    # xW: h without its bias
+    h, c = self._product(x, shape), buf.const  # xW: h without its bias
     mean = column_sums(h).mul_(c(1 / n, dt))
-    xc = h.sub_(mean)                                                            # h - μ, in h's buffer
-    var = column_sums(torch.mul(xc, xc, out=buf('t', shape, dt))).mul_(c(1 / (n - 1), dt))  # unbiased, as the original
+    xc = h.sub_(mean)  # h - μ, in h's buffer
+    var = column_sums(torch.mul(xc, xc, out=buf('t', shape, dt))).mul_(
+        c(1 / (n - 1), dt)
+    )  # unbiased, as the original
     s = var.add(c(bn.eps, dt)).rsqrt_()
-    if self.linear.bias is not None: mean = mean + self.linear.bias               # μ of h itself, for the running mean
-    if mean.dtype != bn.running_mean.dtype: mean, var = mean.to(bn.running_mean.dtype), var.to(bn.running_var.dtype)
-    bn.running_mean.lerp_(mean, bn.momentum); bn.running_var.lerp_(var, bn.momentum)
+    if self.linear.bias is not None:
+        mean = mean + self.linear.bias  # μ of h itself, for the running mean
+    if mean.dtype != bn.running_mean.dtype:
+        mean, var = mean.to(bn.running_mean.dtype), var.to(bn.running_var.dtype)
+    bn.running_mean.lerp_(mean, bn.momentum)
+    bn.running_var.lerp_(var, bn.momentum)
     keep = self.masker.keep(shape, out=buf('f', shape, dt)) if self.masker is not None else None
     self._scale = self.masker.scale if keep is not None else 1.0
-    self._gs = a = bn.gamma * s                                                  # γ·s
+    self._gs = a = bn.gamma * s  # γ·s
     beta = bn.beta
-    if self._scale != 1: k = c(self._scale, dt); a, beta = a * k, beta * k
+    if self._scale != 1:
+        k = c(self._scale, dt)
+        a, beta = a * k, beta * k
     self._xc, self._s, self._a = xc, s, a
-    y = torch.addcmul(beta, xc, a, out=buf('t', shape, dt))                      # scale·(γ·x̂ + β)
+    y = torch.addcmul(beta, xc, a, out=buf('t', shape, dt))  # scale·(γ·x̂ + β)
     if keep is None:
-        self._f, self._o = None, _leaky_relu_out(y, self.act.negative_slope, out=buf('o', shape, dt))
+        self._f, self._o = (
+            None,
+            _leaky_relu_out(y, self.act.negative_slope, out=buf('o', shape, dt)),
+        )
         return self._o
-    self._f = _leaky_relu_backward_out(keep, y, self.act.negative_slope, False, grad_input=keep)  # f, over the mask
+    self._f = _leaky_relu_backward_out(
+        keep, y, self.act.negative_slope, False, grad_input=keep
+    )  # f, over the mask
     return torch.mul(y, self._f, out=buf('o', shape, dt))
+
 
 # %% ../nbs/03b_fused.ipynb 32
 @patch
 def _backward(self: HiddenBlock, dout: torch.Tensor) -> torch.Tensor:
     bn, n, c, dt = self.norm, dout.shape[0], self.buf.const, dout.dtype
     xc, s, a, gs, scale = self._xc, self._s, self._a, self._gs, self._scale
-    if self._f is None: dy = _leaky_relu_backward_out(dout, self._o, self.act.negative_slope, True, grad_input=dout)
-    else: dy = dout.mul_(self._f)                                   # δ of scale·y: δy is scale times it
+    if self._f is None:
+        dy = _leaky_relu_backward_out(dout, self._o, self.act.negative_slope, True, grad_input=dout)
+    else:
+        dy = dout.mul_(self._f)  # δ of scale·y: δy is scale times it
     dbeta = column_sums(dy, out=grad_of(bn.beta))
-    dgamma = torch.mul(column_sums(torch.mul(dy, xc, out=self.buf('t', dy.shape, dy.dtype))), s, out=grad_of(bn.gamma))
-    if scale != 1: k = c(scale, dt); dbeta.mul_(k); dgamma.mul_(k)
-    k0 = torch.mul(gs, dbeta).mul_(c(-1 / n, dt))                          # δh = a·δy + k0 + (h - μ)·k1
-    dh = torch.addcmul(k0, xc, torch.mul(gs, s).mul_(dgamma), value=-1 / (n - 1), out=xc).addcmul_(dy, a)
+    dgamma = torch.mul(
+        column_sums(torch.mul(dy, xc, out=self.buf('t', dy.shape, dy.dtype))),
+        s,
+        out=grad_of(bn.gamma),
+    )
+    if scale != 1:
+        k = c(scale, dt)
+        dbeta.mul_(k)
+        dgamma.mul_(k)
+    k0 = torch.mul(gs, dbeta).mul_(c(-1 / n, dt))  # δh = a·δy + k0 + (h - μ)·k1
+    dh = torch.addcmul(k0, xc, torch.mul(gs, s).mul_(dgamma), value=-1 / (n - 1), out=xc).addcmul_(
+        dy, a
+    )
     return self._product_backward(dh)
+
 
 # %% ../nbs/03b_fused.ipynb 39
 Flatten.concatenates_positions = True  # its rows are a context's positions side by side
 
+
 class LookupBlock(HiddenBlock):
     "Embedding → rows of consecutive positions → a `HiddenBlock`, with xW summed from the tables E·Wⱼ."
-    def __init__(self, embedding: Embedding, merge, linear: Linear, norm: BatchNorm1d, act: LeakyRelu, masker=None):
-        super().__init__(linear, norm, act, masker)
-        self.embedding, self.positions = embedding, linear.weight.shape[0] // embedding.weight.shape[1]
-        self.layers, self._small = [embedding, merge] + self.layers, [embedding, merge] + self._small
-        self._offsets = torch.arange(self.positions) * embedding.weight.shape[0]  # table j's first row in the tables
 
-    def _rows(self, ix: torch.Tensor) -> int: return ix.numel() // self.positions
+    def __init__(
+        self,
+        embedding: Embedding,
+        merge,
+        linear: Linear,
+        norm: BatchNorm1d,
+        act: LeakyRelu,
+        masker=None,
+    ):
+        super().__init__(linear, norm, act, masker)
+        self.embedding, self.positions = (
+            embedding,
+            linear.weight.shape[0] // embedding.weight.shape[1],
+        )
+        self.layers, self._small = (
+            [embedding, merge] + self.layers,
+            [embedding, merge] + self._small,
+        )
+        self._offsets = (
+            torch.arange(self.positions) * embedding.weight.shape[0]
+        )  # table j's first row in the tables
+
+    def _rows(self, ix: torch.Tensor) -> int:
+        return ix.numel() // self.positions
+
 
 @patch
 def _product(self: LookupBlock, ix: torch.Tensor, shape: tuple) -> torch.Tensor:
     "h - b = Σⱼ Tⱼ[i_j] with Tⱼ = E·Wⱼ, for the characters `ix`, keeping their rows in the tables."
     E, lin, m = self.embedding.weight, self.linear, self.positions
     (V, C), H = E.shape, shape[1]
-    with float32_products(): tables = torch.matmul(E, lin.weight.view(m, C, H), out=self.buf('tables', (m, V, H), E.dtype))
-    self._ix = torch.add(ix.reshape(-1, m).t(), self._offsets[:, None], out=self.buf('ix', (m, shape[0]), ix.dtype))  # a row per position
-    tables, h, row = tables.view(m * V, H), self.buf('h', shape, E.dtype), self.buf('t', shape, E.dtype)  # t: free until the variance
-    torch.index_select(tables, 0, self._ix[0], out=h)                       # into buffers: nothing big made per step
-    for j in range(1, m): h.add_(torch.index_select(tables, 0, self._ix[j], out=row))
+    with float32_products():
+        tables = torch.matmul(
+            E, lin.weight.view(m, C, H), out=self.buf('tables', (m, V, H), E.dtype)
+        )
+    self._ix = torch.add(
+        ix.reshape(-1, m).t(), self._offsets[:, None], out=self.buf('ix', (m, shape[0]), ix.dtype)
+    )  # a row per position
+    tables, h, row = (
+        tables.view(m * V, H),
+        self.buf('h', shape, E.dtype),
+        self.buf('t', shape, E.dtype),
+    )  # t: free until the variance
+    torch.index_select(tables, 0, self._ix[0], out=h)  # into buffers: nothing big made per step
+    for j in range(1, m):
+        h.add_(torch.index_select(tables, 0, self._ix[j], out=row))
     return h
+
 
 @patch
 def _product_backward(self: LookupBlock, dh: torch.Tensor) -> None:
@@ -231,45 +391,69 @@ def _product_backward(self: LookupBlock, dh: torch.Tensor) -> None:
     E, lin, m = self.embedding.weight, self.linear, self.positions
     (V, C), H = E.shape, dh.shape[1]
     dT = self.buf('dT', (m * V, H), dh.dtype).zero_()
-    for j in range(m): dT.index_add_(0, self._ix[j], dh)
+    for j in range(m):
+        dT.index_add_(0, self._ix[j], dh)
     dT = dT.view(m, V, H)
-    if lin.bias is not None: grad_of(lin.bias).zero_()
+    if lin.bias is not None:
+        grad_of(lin.bias).zero_()
     with float32_products():
         torch.matmul(E.t(), dT, out=grad_of(lin.weight).view(m, C, H))
         torch.sum(torch.bmm(dT, lin.weight.view(m, C, H).transpose(1, 2)), 0, out=grad_of(E))
 
+
 # %% ../nbs/03b_fused.ipynb 43
-def _is_block(run: list) -> bool: return len(run) == 3 and all(isinstance(l, k) for l, k in zip(run, (Linear, BatchNorm1d, LeakyRelu)))
+def _is_block(run: list) -> bool:
+    return len(run) == 3 and all(
+        isinstance(l, k) for l, k in zip(run, (Linear, BatchNorm1d, LeakyRelu))
+    )
+
 
 def _masker(layers: list, i: int):
     "The layer at `i` if it masks (has `keep` and `scale`), else None."
     after = layers[i] if i < len(layers) else None
     return after if hasattr(after, 'keep') and hasattr(after, 'scale') else None
 
-def _merges(layer) -> bool: return getattr(layer, 'concatenates_positions', False)
+
+def _merges(layer) -> bool:
+    return getattr(layer, 'concatenates_positions', False)
+
 
 def fuse_layers(layers: list) -> list:
     "The layers as units: a `HiddenBlock` for each Linear → BatchNorm1d → LeakyRelu run (with the merge before it and a layer with `keep` after it), a `LookupBlock` after the embedding, a `NormedLinear` for a Linear → BatchNorm1d left."
     units, i = [], 0
     while i < len(layers):
-        if (isinstance(layers[i], Embedding) and i + 1 < len(layers) and _merges(layers[i + 1])
-                and _is_block(layers[i + 2:i + 5]) and layers[i + 2].weight.shape[0] % layers[i].weight.shape[1] == 0):
+        if (
+            isinstance(layers[i], Embedding)
+            and i + 1 < len(layers)
+            and _merges(layers[i + 1])
+            and _is_block(layers[i + 2 : i + 5])
+            and layers[i + 2].weight.shape[0] % layers[i].weight.shape[1] == 0
+        ):
             masker = _masker(layers, i + 5)
-            units.append(LookupBlock(*layers[i:i + 5], masker))
+            units.append(LookupBlock(*layers[i : i + 5], masker))
             i += 5 + (masker is not None)
-        elif _is_block(layers[i + _merges(layers[i]):i + _merges(layers[i]) + 3]):
-            j = i + _merges(layers[i])                                         # the block's Linear
+        elif _is_block(layers[i + _merges(layers[i]) : i + _merges(layers[i]) + 3]):
+            j = i + _merges(layers[i])  # the block's Linear
             masker = _masker(layers, j + 3)
-            units.append(HiddenBlock(*layers[j:j + 3], masker, merge=layers[i] if j > i else None))
+            units.append(
+                HiddenBlock(*layers[j : j + 3], masker, merge=layers[i] if j > i else None)
+            )
             i = j + 3 + (masker is not None)
-        elif i + 1 < len(layers) and isinstance(layers[i], Linear) and isinstance(layers[i + 1], BatchNorm1d):
+        elif (
+            i + 1 < len(layers)
+            and isinstance(layers[i], Linear)
+            and isinstance(layers[i + 1], BatchNorm1d)
+        ):
             units, i = units + [NormedLinear(layers[i], layers[i + 1])], i + 2
-        else: units, i = units + [layers[i]], i + 1
+        else:
+            units, i = units + [layers[i]], i + 1
     return units
+
 
 # %% ../nbs/03b_fused.ipynb 44
 class FusedStep(ManualStep):
     "`ManualStep` through `fuse_layers`' units: the same formulas in fewer passes, into buffers made once."
+
     def __init__(self, model: Sequential, lr: float = 1e-3, optimizer=None):
         super().__init__(model, lr=lr, optimizer=optimizer)
         self.units, self._rows = fuse_layers(model.layers), None
@@ -278,37 +462,57 @@ class FusedStep(ManualStep):
     def __call__(self, X: torch.Tensor, Y: torch.Tensor) -> float:
         "Train on one batch; returns its loss."
         x = X
-        for unit in self.units: x = unit.forward_for_backward(x)
+        for unit in self.units:
+            x = unit.forward_for_backward(x)
         loss, d = self.loss_and_grad(x, Y)
-        for unit in reversed(self.units): d = unit.backward(d)
+        for unit in reversed(self.units):
+            d = unit.backward(d)
         self.optimizer.step()
         return loss.item()
 
-    def loss_and_grad(self, logits: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def loss_and_grad(
+        self, logits: torch.Tensor, y: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         "`cross_entropy_with_grad`, the same numbers: (softmax - onehot)/n, with the rows' index made once."
         n = logits.shape[0]
         if self._rows is None or len(self._rows) != n or self._one.dtype != logits.dtype:
-            self._rows, self._one, self._n = torch.arange(n), *(torch.tensor(k, dtype=logits.dtype) for k in (-1.0, n))
+            self._rows, self._one, self._n = (
+                torch.arange(n),
+                *(torch.tensor(k, dtype=logits.dtype) for k in (-1.0, n)),
+            )
         logp = F.log_softmax(logits, 1)
         loss = F.nll_loss(logp, y)
-        return loss, logp.exp_().index_put_((self._rows, y), self._one, accumulate=True).div_(self._n)
+        return loss, logp.exp_().index_put_((self._rows, y), self._one, accumulate=True).div_(
+            self._n
+        )
+
 
 # %% ../nbs/03b_fused.ipynb 51
 @cache
 def bf16_supported() -> bool:
     "Whether torch's float32 products here take bfloat16-rounded inputs under `matmul_precision(True)`: one product, tried once."
-    if not (torch.backends.mkldnn.is_available() and torch.ops.mkldnn._is_mkldnn_bf16_supported()): return False
-    a, b = torch.full((512, 512), 1 + 2**-10), torch.ones(512, 256)   # 1 + 2⁻¹⁰ is 1 in bfloat16: a·b is 512.5 or 512
+    if not (torch.backends.mkldnn.is_available() and torch.ops.mkldnn._is_mkldnn_bf16_supported()):
+        return False
+    a, b = (
+        torch.full((512, 512), 1 + 2**-10),
+        torch.ones(512, 256),
+    )  # 1 + 2⁻¹⁰ is 1 in bfloat16: a·b is 512.5 or 512
     before = torch.get_float32_matmul_precision()
     torch.set_float32_matmul_precision('medium')
-    try: return bool((torch.mm(a, b) == 512).all())
-    finally: torch.set_float32_matmul_precision(before)
+    try:
+        return bool((torch.mm(a, b) == 512).all())
+    finally:
+        torch.set_float32_matmul_precision(before)
+
 
 def check_bf16(bf16: bool) -> None:
     "Refuse bfloat16 products on a CPU without the instructions, with the way out."
     if bf16 and not bf16_supported():
-        raise UserError('TrainConfig.bf16 needs a CPU with bfloat16 matrix instructions that torch uses for float32 '
-                        'products (AMX or AVX-512 BF16, on Intel), and this one has none it uses: train without it')
+        raise UserError(
+            'TrainConfig.bf16 needs a CPU with bfloat16 matrix instructions that torch uses for float32 '
+            'products (AMX or AVX-512 BF16, on Intel), and this one has none it uses: train without it'
+        )
+
 
 @contextmanager
 def matmul_precision(bf16: bool):
@@ -316,5 +520,7 @@ def matmul_precision(bf16: bool):
     check_bf16(bf16)
     before = torch.get_float32_matmul_precision()
     torch.set_float32_matmul_precision('medium' if bf16 else 'highest')
-    try: yield
-    finally: torch.set_float32_matmul_precision(before)
+    try:
+        yield
+    finally:
+        torch.set_float32_matmul_precision(before)

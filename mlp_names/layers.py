@@ -11,11 +11,23 @@ from .vocab import UserError
 from fastcore.basics import patch
 
 # %% auto 0
-__all__ = ['LEAKY_GAIN', 'Layer', 'Linear', 'BatchNorm1d', 'LeakyRelu', 'Embedding', 'Flatten', 'Sequential', 'max_param_diff']
+__all__ = [
+    'LEAKY_GAIN',
+    'Layer',
+    'Linear',
+    'BatchNorm1d',
+    'LeakyRelu',
+    'Embedding',
+    'Flatten',
+    'Sequential',
+    'max_param_diff',
+]
+
 
 # %% ../nbs/02_layers.ipynb 6
 class Layer:
     "Base of all layers: named parameters and buffers, a `training` flag, the last output in `.out`."
+
     param_names: tuple[str, ...] = ()
     buffer_names: tuple[str, ...] = ()
     training: bool = True
@@ -34,24 +46,35 @@ class Layer:
         shapes = ', '.join(f'{n}={tuple(t.shape)}' for n, t in self.named_tensors().items())
         return f'{type(self).__name__}({shapes})'
 
+
 # %% ../nbs/02_layers.ipynb 8
 class Linear(Layer):
     "A fully connected layer: `x @ weight + bias`."
+
     param_names = ('weight', 'bias')
-    def __init__(self, fan_in: int, fan_out: int, bias: bool = True, generator: torch.Generator | None = None):
-        self.weight = (torch.randn((fan_in, fan_out), generator=generator) / fan_in**0.5).requires_grad_()
+
+    def __init__(
+        self, fan_in: int, fan_out: int, bias: bool = True, generator: torch.Generator | None = None
+    ):
+        self.weight = (
+            torch.randn((fan_in, fan_out), generator=generator) / fan_in**0.5
+        ).requires_grad_()
         self.bias = torch.zeros(fan_out, requires_grad=True) if bias else None
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
         self.out = x @ self.weight
-        if self.bias is not None: self.out = self.out + self.bias
+        if self.bias is not None:
+            self.out = self.out + self.bias
         return self.out
+
 
 # %% ../nbs/02_layers.ipynb 14
 class BatchNorm1d(Layer):
     "Batch normalisation over dimension 0, with running statistics for eval mode."
+
     param_names = ('gamma', 'beta')
     buffer_names = ('running_mean', 'running_var')
+
     def __init__(self, dim: int, eps: float = 1e-5, momentum: float = 0.1):
         self.eps, self.momentum, self.training = eps, momentum, True
         self.gamma = torch.ones(dim, requires_grad=True)
@@ -73,45 +96,73 @@ class BatchNorm1d(Layer):
                 self.running_var.mul_(1 - self.momentum).add_(self.momentum * xvar)
         return self.out
 
+
 # %% ../nbs/02_layers.ipynb 24
 class LeakyRelu(Layer):
     "`x` where positive, `negative_slope * x` elsewhere."
-    def __init__(self, negative_slope: float = 0.01): self.negative_slope = negative_slope
+
+    def __init__(self, negative_slope: float = 0.01):
+        self.negative_slope = negative_slope
+
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
         self.out = torch.where(x > 0, x, x * self.negative_slope)
         return self.out
-    def __repr__(self) -> str: return f'LeakyRelu({self.negative_slope})'
+
+    def __repr__(self) -> str:
+        return f'LeakyRelu({self.negative_slope})'
+
 
 # %% ../nbs/02_layers.ipynb 27
 class Embedding(Layer):
     "A lookup table of `num` learned vectors of size `dim` (the original's `C`)."
+
     param_names = ('weight',)
+
     def __init__(self, num: int, dim: int, generator: torch.Generator | None = None):
         self.weight = torch.randn((num, dim), generator=generator).requires_grad_()
+
     def __call__(self, ix: torch.Tensor) -> torch.Tensor:
         self.out = self.weight[ix]
         return self.out
 
+
 class Flatten(Layer):
     "Concatenate everything after the batch dimension."
+
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
         self.out = x.view(x.shape[0], -1)
         return self.out
-    def __repr__(self) -> str: return 'Flatten()'
+
+    def __repr__(self) -> str:
+        return 'Flatten()'
+
 
 # %% ../nbs/02_layers.ipynb 30
 class Sequential(Layer):
     "Layers applied in order, with parameters, train/eval mode and a state dict."
-    def __init__(self, layers: list): self.layers = list(layers)
+
+    def __init__(self, layers: list):
+        self.layers = list(layers)
+
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
-        for layer in self.layers: x = layer(x)
+        for layer in self.layers:
+            x = layer(x)
         self.out = x
         return x
-    def __getitem__(self, i): return self.layers[i]
-    def __len__(self) -> int: return len(self.layers)
-    def __iter__(self): return iter(self.layers)
+
+    def __getitem__(self, i):
+        return self.layers[i]
+
+    def __len__(self) -> int:
+        return len(self.layers)
+
+    def __iter__(self):
+        return iter(self.layers)
+
     def __repr__(self) -> str:
-        return 'Sequential(\n' + '\n'.join(f'  ({i}) {l!r}' for i, l in enumerate(self.layers)) + '\n)'
+        return (
+            'Sequential(\n' + '\n'.join(f'  ({i}) {l!r}' for i, l in enumerate(self.layers)) + '\n)'
+        )
 
     def parameters(self) -> list[torch.Tensor]:
         return [p for layer in self.layers for p in layer.parameters()]
@@ -119,38 +170,57 @@ class Sequential(Layer):
     def train(self, mode: bool = True) -> Sequential:
         "Put every layer in training mode (or eval mode with `mode=False`)."
         self.training = mode
-        for layer in self.layers: layer.training = mode
+        for layer in self.layers:
+            layer.training = mode
         return self
 
-    def eval(self) -> Sequential: return self.train(False)
+    def eval(self) -> Sequential:
+        return self.train(False)
+
 
 # %% ../nbs/02_layers.ipynb 32
 @patch
 def state_dict(self: Sequential) -> dict[str, torch.Tensor]:
     "Every parameter and buffer, named `'<layer index>.<name>'`, detached copies."
-    return {f'{i}.{n}': t.detach().clone() for i, layer in enumerate(self.layers)
-            for n, t in layer.named_tensors().items()}
+    return {
+        f'{i}.{n}': t.detach().clone()
+        for i, layer in enumerate(self.layers)
+        for n, t in layer.named_tensors().items()
+    }
+
 
 @patch
 def load_state_dict(self: Sequential, state: dict[str, torch.Tensor]) -> None:
     "Copy the tensors of `state` into this model's, checking names and shapes."
-    own = {f'{i}.{n}': t for i, layer in enumerate(self.layers) for n, t in layer.named_tensors().items()}
+    own = {
+        f'{i}.{n}': t
+        for i, layer in enumerate(self.layers)
+        for n, t in layer.named_tensors().items()
+    }
     missing, unexpected = sorted(own.keys() - state.keys()), sorted(state.keys() - own.keys())
     if missing or unexpected:
-        raise UserError(f'state dict does not fit this model: missing {missing}, unexpected {unexpected}')
+        raise UserError(
+            f'state dict does not fit this model: missing {missing}, unexpected {unexpected}'
+        )
     for k, t in own.items():
         if tuple(state[k].shape) != tuple(t.shape):
-            raise UserError(f'state dict entry {k!r} has shape {tuple(state[k].shape)}, '
-                             f'the model expects {tuple(t.shape)}')
+            raise UserError(
+                f'state dict entry {k!r} has shape {tuple(state[k].shape)}, '
+                f'the model expects {tuple(t.shape)}'
+            )
     with torch.no_grad():
-        for k, t in own.items(): t.copy_(state[k])
+        for k, t in own.items():
+            t.copy_(state[k])
+
 
 # %% ../nbs/02_layers.ipynb 38
 LEAKY_GAIN = math.sqrt(2 / (1 + 0.01**2))
+
 
 # %% ../nbs/02_layers.ipynb 41
 def max_param_diff(a: Sequential, b: Sequential) -> float:
     "The largest absolute difference between the parameters and buffers of two models of the same shape."
     sa, sb = a.state_dict(), b.state_dict()
-    if sa.keys() != sb.keys(): raise UserError(f'the models differ in their tensors: {sorted(sa.keys() ^ sb.keys())}')
+    if sa.keys() != sb.keys():
+        raise UserError(f'the models differ in their tensors: {sorted(sa.keys() ^ sb.keys())}')
     return max((sa[k].float() - sb[k].float()).abs().max().item() for k in sa)

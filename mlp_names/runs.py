@@ -4,305 +4,554 @@
 
 # %% ../nbs/05b_runs.ipynb 3
 from __future__ import annotations
-import hashlib, inspect, io, json, math, os, pickle, sys, warnings, signal, threading, zipfile
-import tempfile, time
+import hashlib
+import inspect
+import io
+import json
+import math
+import os
+import pickle
+import sys
+import warnings
+import signal
+import threading
+import zipfile
+import tempfile
+import time
 from array import array
 from pathlib import Path
 import torch
 from .vocab import UserError, Vocab
-from .files import DATA_ENV, DirLock, WriteError, atomic_write_bytes, names_path, read_words, sha256_of, stale_temporaries
+from mlp_names.files import (
+    DATA_ENV,
+    DirLock,
+    WriteError,
+    atomic_write_bytes,
+    names_path,
+    read_words,
+    sha256_of,
+    stale_temporaries,
+)
 from .train import Callback, RecordUpdateRatios, Run, TrainConfig, evaluate, fit, new_run
 from .deeper import DeeperConfig, tree_levels
 
 # %% auto 0
-__all__ = ['RUN_FILE', 'SUMMARY_FILE', 'RUN_FORMAT', 'RUN_VERSION', 'EVAL_ROWS', 'LARGE_ALPHABET', 'CALIBRATION_STEPS',
-           'NonFiniteError', 'words_sha256', 'state_sha256', 'nonfinite_part', 'run_state', 'save_run', 'load_run',
-           'LogLines', 'ProgressBar', 'StopOnInterrupt', 'StopOnNonFinite', 'Checkpoint', 'job_callbacks',
-           'NotEnoughMemory', 'memory_needed', 'check_fits', 'alphabet_warning', 'calibrate', 'steps_for_minutes',
-           'start_run', 'run_words', 'continue_run']
+__all__ = [
+    'RUN_FILE',
+    'SUMMARY_FILE',
+    'RUN_FORMAT',
+    'RUN_VERSION',
+    'EVAL_ROWS',
+    'LARGE_ALPHABET',
+    'CALIBRATION_STEPS',
+    'NonFiniteError',
+    'words_sha256',
+    'state_sha256',
+    'nonfinite_part',
+    'run_state',
+    'save_run',
+    'load_run',
+    'LogLines',
+    'ProgressBar',
+    'StopOnInterrupt',
+    'StopOnNonFinite',
+    'Checkpoint',
+    'job_callbacks',
+    'NotEnoughMemory',
+    'memory_needed',
+    'check_fits',
+    'alphabet_warning',
+    'calibrate',
+    'steps_for_minutes',
+    'start_run',
+    'run_words',
+    'continue_run',
+]
 
 # %% ../nbs/05b_runs.ipynb 6
 RUN_FILE, SUMMARY_FILE, RUN_FORMAT, RUN_VERSION = 'run.pt', 'run.json', 'mlp_names.run', 3
 
+
 class NonFiniteError(UserError):
     "A model or optimizer holds NaN or infinity: it is neither trained on, saved nor used."
+
 
 def words_sha256(words: list[str]) -> str:
     "The checksum a run records of the words it trained on."
     return sha256_of('\n'.join(words).encode())
 
+
 def _feed(h, obj) -> None:
     "Add `obj` to the hash `h` unambiguously: every value with its kind and its size."
     if isinstance(obj, torch.Tensor):
         t = obj.detach().cpu().contiguous().reshape(-1)
-        h.update(f'tensor {t.dtype} {tuple(obj.shape)} '.encode()); h.update(t.view(torch.uint8).numpy().tobytes())
+        h.update(f'tensor {t.dtype} {tuple(obj.shape)} '.encode())
+        h.update(t.view(torch.uint8).numpy().tobytes())
     elif isinstance(obj, (dict, list, tuple)):
         h.update(f'{type(obj).__name__} {len(obj)} '.encode())
-        for item in (obj.items() if isinstance(obj, dict) else obj):
-            for part in (item if isinstance(obj, dict) else (item,)): _feed(h, part)
+        for item in obj.items() if isinstance(obj, dict) else obj:
+            for part in item if isinstance(obj, dict) else (item,):
+                _feed(h, part)
     else:
-        text = repr(obj); h.update(f'{type(obj).__name__} {len(text)} {text}'.encode())
+        text = repr(obj)
+        h.update(f'{type(obj).__name__} {len(text)} {text}'.encode())
+
 
 def state_sha256(state: dict) -> str:
     "The SHA-256 of everything in a run's state except its own `sha256` entry."
-    h = hashlib.sha256(); _feed(h, {k: v for k, v in state.items() if k != 'sha256'}); return h.hexdigest()
+    h = hashlib.sha256()
+    _feed(h, {k: v for k, v in state.items() if k != 'sha256'})
+    return h.hexdigest()
+
 
 def nonfinite_part(state: dict) -> str | None:
     "The first tensor of the model or the optimizer in `state` that holds a NaN or an infinity (None if none)."
+
     def walk(obj, where):
         if isinstance(obj, torch.Tensor):
-            return where if obj.is_floating_point() and not bool(torch.isfinite(obj).all()) else None
-        items = obj.items() if isinstance(obj, dict) else enumerate(obj) if isinstance(obj, (list, tuple)) else ()
+            return (
+                where if obj.is_floating_point() and not bool(torch.isfinite(obj).all()) else None
+            )
+        items = (
+            obj.items()
+            if isinstance(obj, dict)
+            else enumerate(obj)
+            if isinstance(obj, (list, tuple))
+            else ()
+        )
         return next((found for k, v in items if (found := walk(v, f'{where}[{k!r}]'))), None)
+
     return walk(state.get('model'), 'model') or walk(state.get('optimizer'), 'optimizer')
+
 
 # %% ../nbs/05b_runs.ipynb 9
 def run_state(run: Run) -> dict:
     "Everything `run` has, as tensors and plain data: what `run.pt` holds (with its `sha256`, added by `save_run`)."
     n_params = len(run.model.parameters())
-    history = {'loss': torch.tensor(run.history['loss'], dtype=torch.float32),
-               **{k: torch.stack(run.history[k]) if run.history[k] else torch.empty(0, n_params) for k in ('ud', 'step_ud')}}
-    return {'format': RUN_FORMAT, 'version': RUN_VERSION, 'config': run.config.to_dict(), 'vocab': run.vocab.to_dict(),
-            'step': run.step, 'data': {'path': run.data_path, 'sha256': run.data_sha256},
-            'model': run.model.state_dict(), 'optimizer': run.optimizer.state_dict(),
-            'generator': run.generator.get_state(), 'history': history}
+    history = {
+        'loss': torch.tensor(run.history['loss'], dtype=torch.float32),
+        **{
+            k: torch.stack(run.history[k]) if run.history[k] else torch.empty(0, n_params)
+            for k in ('ud', 'step_ud')
+        },
+    }
+    return {
+        'format': RUN_FORMAT,
+        'version': RUN_VERSION,
+        'config': run.config.to_dict(),
+        'vocab': run.vocab.to_dict(),
+        'step': run.step,
+        'data': {'path': run.data_path, 'sha256': run.data_sha256},
+        'model': run.model.state_dict(),
+        'optimizer': run.optimizer.state_dict(),
+        'generator': run.generator.get_state(),
+        'history': history,
+    }
+
 
 def save_run(run: Run, run_dir) -> Path:
     "Write `run` to `run_dir/run.pt` atomically with its checksum, then its readable summary `run.json`; never a NaN."
     run_dir, state = Path(run_dir), run_state(run)
     if bad := nonfinite_part(state):
-        raise NonFiniteError(f"not saved at step {run.step}: {bad} holds NaN or infinity; {run_dir} keeps what it had")
+        raise NonFiniteError(
+            f"not saved at step {run.step}: {bad} holds NaN or infinity; {run_dir} keeps what it had"
+        )
     state['sha256'] = state_sha256(state)
-    for leftover in stale_temporaries(run_dir): leftover.unlink(missing_ok=True)
+    for leftover in stale_temporaries(run_dir):
+        leftover.unlink(missing_ok=True)
     buf = io.BytesIO()
     torch.save(state, buf)
     path = atomic_write_bytes(run_dir / RUN_FILE, buf.getvalue())
-    summary = {'step': run.step, 'config': run.config.to_dict(), 'vocab': ''.join(run.vocab.itos), 'data': state['data']}
+    summary = {
+        'step': run.step,
+        'config': run.config.to_dict(),
+        'vocab': ''.join(run.vocab.itos),
+        'data': state['data'],
+    }
     atomic_write_bytes(run_dir / SUMMARY_FILE, (json.dumps(summary, indent=2) + '\n').encode())
     return path
 
+
 # %% ../nbs/05b_runs.ipynb 11
 def _unreadable(path: Path, why: str) -> UserError:
-    return UserError(f"{path}: not a readable mlp_names run ({why}); it was not used: restore it from a copy, or train again")
+    return UserError(
+        f"{path}: not a readable mlp_names run ({why}); it was not used: restore it from a copy, or train again"
+    )
+
 
 def _read_state(path: Path) -> dict:
     data = path.read_bytes()
-    if not data: raise UserError(f"{path}: not a readable mlp_names run (the file is empty)")
-    if data[:2] != b'PK': raise UserError(f"{path}: not a readable mlp_names run (not a checkpoint file: no zip header)")
+    if not data:
+        raise UserError(f"{path}: not a readable mlp_names run (the file is empty)")
+    if data[:2] != b'PK':
+        raise UserError(
+            f"{path}: not a readable mlp_names run (not a checkpoint file: no zip header)"
+        )
     try:
-        with zipfile.ZipFile(io.BytesIO(data)) as z: bad = z.testzip()  # each part against its CRC-32
-    except Exception as e: raise _unreadable(path, f'truncated or damaged: {type(e).__name__}') from None
-    if bad is not None: raise _unreadable(path, f'damaged: its part {bad!r} does not match its checksum')
+        with zipfile.ZipFile(io.BytesIO(data)) as z:
+            bad = z.testzip()  # each part against its CRC-32
+    except Exception as e:
+        raise _unreadable(path, f'truncated or damaged: {type(e).__name__}') from None
+    if bad is not None:
+        raise _unreadable(path, f'damaged: its part {bad!r} does not match its checksum')
     try:
-        with warnings.catch_warnings():  # torch warns about pickle protocols of files it then refuses
+        with (
+            warnings.catch_warnings()
+        ):  # torch warns about pickle protocols of files it then refuses
             warnings.simplefilter('ignore')
             return torch.load(io.BytesIO(data), map_location='cpu', weights_only=True)
     except pickle.UnpicklingError as e:
         if 'GLOBAL' in str(e):
-            raise UserError(f"{path}: not a readable mlp_names run (it holds objects other than tensors and plain data, "
-                             "which could run code; refused without loading them)") from None
+            raise UserError(
+                f"{path}: not a readable mlp_names run (it holds objects other than tensors and plain data, "
+                "which could run code; refused without loading them)"
+            ) from None
         raise _unreadable(path, 'damaged: not a valid checkpoint') from None
-    except Exception as e: raise _unreadable(path, f'truncated or damaged: {type(e).__name__}') from None
+    except Exception as e:
+        raise _unreadable(path, f'truncated or damaged: {type(e).__name__}') from None
+
 
 # %% ../nbs/05b_runs.ipynb 12
 def _checked_state(run_dir) -> tuple[Path, dict]:
     "The state in `run_dir/run.pt`, refused unless it is a run of this format, undamaged, with finite weights."
     path = Path(run_dir) / RUN_FILE
-    if path.is_dir(): raise UserError(f"{path}: is a directory, not a run file; move it away, or choose another --run")
+    if path.is_dir():
+        raise UserError(
+            f"{path}: is a directory, not a run file; move it away, or choose another --run"
+        )
     if not path.exists():
-        raise FileNotFoundError(f"{run_dir}: no run here ({path} not found); train one with `mlp-names train --run {run_dir}`")
-    if not path.is_file(): raise UserError(f"{path}: not a regular file (a device, pipe or socket), so not a run")
+        raise FileNotFoundError(
+            f"{run_dir}: no run here ({path} not found); train one with `mlp-names train --run {run_dir}`"
+        )
+    if not path.is_file():
+        raise UserError(f"{path}: not a regular file (a device, pipe or socket), so not a run")
     state = _read_state(path)
     if not isinstance(state, dict) or state.get('format') != RUN_FORMAT:
         raise UserError(f"{path}: not an mlp_names run file (it has no '{RUN_FORMAT}' format tag)")
     if state.get('version') != RUN_VERSION:
-        raise UserError(f"{path}: run format version {state.get('version')!r}, this mlp_names reads {RUN_VERSION}; "
-                         "train the run again with this version")
-    try: intact = state.get('sha256') == state_sha256(state)
-    except Exception: intact = False  # something no run holds: as damaged as a wrong checksum
+        raise UserError(
+            f"{path}: run format version {state.get('version')!r}, this mlp_names reads {RUN_VERSION}; "
+            "train the run again with this version"
+        )
+    try:
+        intact = state.get('sha256') == state_sha256(state)
+    except Exception:
+        intact = False  # something no run holds: as damaged as a wrong checksum
     if not intact:
-        raise _unreadable(path, 'damaged: its contents differ from the SHA-256 recorded when it was saved')
+        raise _unreadable(
+            path, 'damaged: its contents differ from the SHA-256 recorded when it was saved'
+        )
     if bad := nonfinite_part(state):
-        raise NonFiniteError(f"{path}: {bad} holds NaN or infinity, so this model cannot be used; restore run.pt from "
-                             "a copy, or train again with a lower --lr")
+        raise NonFiniteError(
+            f"{path}: {bad} holds NaN or infinity, so this model cannot be used; restore run.pt from "
+            "a copy, or train again with a lower --lr"
+        )
     return path, state
+
 
 # %% ../nbs/05b_runs.ipynb 13
 def load_run(run_dir) -> Run:
     "Load the run saved in `run_dir`, with clear errors for anything that is not one, or not intact."
     path, state = _checked_state(run_dir)
     try:
-        config, vocab = DeeperConfig.from_dict(state['config']), Vocab.from_dict(state['vocab'])  # every setting of 04 and 05a
+        config, vocab = (
+            DeeperConfig.from_dict(state['config']),
+            Vocab.from_dict(state['vocab']),
+        )  # every setting of 04 and 05a
         step, hist = state['step'], state['history']
         if not (isinstance(step, int) and 0 <= step == len(hist['loss'])):
-            raise UserError(f"step {step!r} does not match the {len(hist['loss'])} steps of its history")
+            raise UserError(
+                f"step {step!r} does not match the {len(hist['loss'])} steps of its history"
+            )
         model = config.new_model(vocab, g := torch.Generator())
         model.load_state_dict(state['model'])
         step_fn = config.new_step(model)
         step_fn.optimizer.load_state_dict(state['optimizer'])
         g.set_state(state['generator'])
         # runs saved before the step's own ratio was recorded have no 'step_ud': their graph 5 is empty
-        history = {'loss': array('f', hist['loss'].tolist()), 'ud': list(hist['ud']), 'step_ud': list(hist.get('step_ud', []))}
-        return Run(config, vocab, model, step_fn, g, step, history, state['data']['path'], state['data']['sha256'])
+        history = {
+            'loss': array('f', hist['loss'].tolist()),
+            'ud': list(hist['ud']),
+            'step_ud': list(hist.get('step_ud', [])),
+        }
+        return Run(
+            config,
+            vocab,
+            model,
+            step_fn,
+            g,
+            step,
+            history,
+            state['data']['path'],
+            state['data']['sha256'],
+        )
     except (KeyError, TypeError, ValueError, RuntimeError, AttributeError) as e:
         raise UserError(f"{path}: damaged mlp_names run ({type(e).__name__}: {e})") from None
+
 
 # %% ../nbs/05b_runs.ipynb 21
 class LogLines(Callback):
     "Print the step and the loss every `every` steps, as the original does."
-    def __init__(self, every: int = 100): self.every = every
+
+    def __init__(self, every: int = 100):
+        self.every = every
+
     def after_step(self, run, loss):
-        if (run.step - 1) % self.every == 0: print(f'{run.step - 1:7d}/{run.config.max_steps:7d}: {loss:.4f}', flush=True)
+        if (run.step - 1) % self.every == 0:
+            print(f'{run.step - 1:7d}/{run.config.max_steps:7d}: {loss:.4f}', flush=True)
+
 
 class ProgressBar(Callback):
     "A tqdm progress bar with the latest loss."
+
     def before_fit(self, run):
         from tqdm.auto import tqdm
+
         self.bar = tqdm(total=run.config.max_steps, initial=run.step, unit='step', mininterval=0.5)
+
     def after_step(self, run, loss):
         self.bar.update(1)
-        if run.step % 100 == 0: self.bar.set_postfix(loss=f'{loss:.4f}', refresh=False)
-    def after_fit(self, run): self.bar.close()
+        if run.step % 100 == 0:
+            self.bar.set_postfix(loss=f'{loss:.4f}', refresh=False)
+
+    def after_fit(self, run):
+        self.bar.close()
+
 
 class StopOnInterrupt(Callback):
     "Turn Ctrl-C into a KeyboardInterrupt raised between two steps, never inside one."
+
     def before_fit(self, run):
         self.pending, self.previous = [], None
         if threading.current_thread() is threading.main_thread():
             self.previous = signal.signal(signal.SIGINT, lambda *_: self.pending.append(True))
+
     def after_step(self, run, loss):
-        if self.pending: raise KeyboardInterrupt
+        if self.pending:
+            raise KeyboardInterrupt
+
     def after_fit(self, run):
-        if self.previous is not None: signal.signal(signal.SIGINT, self.previous)
+        if self.previous is not None:
+            signal.signal(signal.SIGINT, self.previous)
+
 
 # %% ../nbs/05b_runs.ipynb 22
 def _problem(run: Run) -> str | None:
     "What makes `run` unfit to train on or to save: a loss or a weight that is NaN or infinite (None if nothing)."
-    if run.history['loss'] and not math.isfinite(run.history['loss'][-1]): return f"the loss is {10 ** run.history['loss'][-1]}"
-    flat = getattr(run.optimizer, 'flat', None)  # chapter 03a: every weight in one buffer, checked in one call
+    if run.history['loss'] and not math.isfinite(run.history['loss'][-1]):
+        return f"the loss is {10 ** run.history['loss'][-1]}"
+    flat = getattr(
+        run.optimizer, 'flat', None
+    )  # chapter 03a: every weight in one buffer, checked in one call
     # a sum is NaN or infinite whenever one of its terms is, and costs far less than a test of each term
-    if all(math.isfinite(t.sum().item()) for t in ([flat] if flat is not None else run.model.parameters())): return None
-    bad = nonfinite_part({'model': run.model.state_dict()})  # or the sum overflowed: then there is nothing wrong
+    if all(
+        math.isfinite(t.sum().item())
+        for t in ([flat] if flat is not None else run.model.parameters())
+    ):
+        return None
+    bad = nonfinite_part(
+        {'model': run.model.state_dict()}
+    )  # or the sum overflowed: then there is nothing wrong
     return f"{bad} is NaN or infinite" if bad else None
+
 
 class StopOnNonFinite(Callback):
     "Stop at the first step whose loss or weights are NaN or infinite: nothing after it could be trusted."
-    def before_fit(self, run): self.after_step(run, None)
+
+    def before_fit(self, run):
+        self.after_step(run, None)
+
     def after_step(self, run, loss):
-        if problem := _problem(run): raise NonFiniteError(f"training stopped at step {run.step}: {problem}")
+        if problem := _problem(run):
+            raise NonFiniteError(f"training stopped at step {run.step}: {problem}")
+
 
 class Checkpoint(Callback):
     "Save the run to `run_dir` every `config.checkpoint_every` steps and when training stops; never a broken run."
-    def __init__(self, run_dir): self.run_dir, self.failed = Path(run_dir), False
+
+    def __init__(self, run_dir):
+        self.run_dir, self.failed = Path(run_dir), False
+
     def save(self, run):
         try:
-            if problem := _problem(run): raise NonFiniteError(f"training stopped at step {run.step}: {problem}")
+            if problem := _problem(run):
+                raise NonFiniteError(f"training stopped at step {run.step}: {problem}")
             save_run(run, self.run_dir)
         except (NonFiniteError, WriteError):
             self.failed = True  # so that the end of the loop does not try again
             raise
+
     def after_step(self, run, loss):
         every = run.config.checkpoint_every
-        if every and run.step % every == 0 and run.step < run.config.max_steps: self.save(run)
+        if every and run.step % every == 0 and run.step < run.config.max_steps:
+            self.save(run)
+
     def after_fit(self, run):
-        if not self.failed: self.save(run)
+        if not self.failed:
+            self.save(run)
+
 
 def job_callbacks(run_dir, quiet: bool = False) -> list[Callback]:
     "What a training job on disk uses: a finite check, ratios, progress (unless `quiet`), clean interrupts, checkpoints."
     shown = [] if quiet else [ProgressBar() if sys.stdout.isatty() else LogLines()]
     return [StopOnNonFinite(), RecordUpdateRatios(), *shown, StopOnInterrupt(), Checkpoint(run_dir)]
 
+
 # %% ../nbs/05b_runs.ipynb 26
 class NotEnoughMemory(UserError, MemoryError):
     "A run of these settings needs more memory than this machine has."
 
-EVAL_ROWS = inspect.signature(evaluate).parameters['batch_size'].default  # rows of one evaluation batch
+
+EVAL_ROWS = (
+    inspect.signature(evaluate).parameters['batch_size'].default
+)  # rows of one evaluation batch
+
 
 def memory_needed(config: DeeperConfig, vocab_size: int, n_examples: int = 0) -> dict[str, int]:
     "Roughly how many bytes a run of `config` holds at its largest, by part."
     V, E, H, T, B = vocab_size, config.n_embd, config.n_hidden, config.block_size, config.batch_size
-    merges = tree_levels(config if isinstance(config, DeeperConfig) else DeeperConfig(**config.to_dict()))
-    widths = [(E if i == 0 else H) * (merges[i] if i < len(merges) else 1) for i in range(config.n_layers)]
-    shrink = [math.prod(merges[:i + 1]) for i in range(config.n_layers)]  # rows of layer i: rows * T / shrink[i]
+    merges = tree_levels(
+        config if isinstance(config, DeeperConfig) else DeeperConfig(**config.to_dict())
+    )
+    widths = [
+        (E if i == 0 else H) * (merges[i] if i < len(merges) else 1) for i in range(config.n_layers)
+    ]
+    shrink = [
+        math.prod(merges[: i + 1]) for i in range(config.n_layers)
+    ]  # rows of layer i: rows * T / shrink[i]
     n_params = V * E + sum(w * H + 3 * H for w in widths) + H * V + 3 * V
+
     def activations(rows: int, per_unit: int) -> int:
-        return 4 * (2 * rows * T * E + per_unit * (sum(rows * T // d * H for d in shrink) + rows * V))
+        return 4 * (
+            2 * rows * T * E + per_unit * (sum(rows * T // d * H for d in shrink) + rows * V)
+        )
+
     n_tensors = 1 + 4 * config.n_layers + 4
     steps = config.max_steps
-    return {'parameters': 16 * n_params,
-            'activations': max(activations(B, 6), activations(min(EVAL_ROWS, max(n_examples, 1)), 5)),
-            'data': 8 * (T + 1) * n_examples,
-            'history': 4 * steps + 2 * 4 * n_tensors * (steps // config.ud_every + 1)}  # the loss; two ratios
+    return {
+        'parameters': 16 * n_params,
+        'activations': max(activations(B, 6), activations(min(EVAL_ROWS, max(n_examples, 1)), 5)),
+        'data': 8 * (T + 1) * n_examples,
+        'history': 4 * steps + 2 * 4 * n_tensors * (steps // config.ud_every + 1),
+    }  # the loss; two ratios
+
 
 def _physical_memory() -> int:
     return os.sysconf('SC_PAGE_SIZE') * os.sysconf('SC_PHYS_PAGES')
 
-_LOWER = {'parameters': '--n-hidden, --n-layers, --n-embd or --block-size', 'activations': '--batch-size, --n-hidden, '
-          '--n-layers or --block-size', 'data': 'the word file (--data)', 'history': '--steps, or raise --ud-every'}
 
-def check_fits(config: DeeperConfig, vocab_size: int, n_examples: int = 0, available: int | None = None) -> None:
+_LOWER = {
+    'parameters': '--n-hidden, --n-layers, --n-embd or --block-size',
+    'activations': '--batch-size, --n-hidden, --n-layers or --block-size',
+    'data': 'the word file (--data)',
+    'history': '--steps, or raise --ud-every',
+}
+
+
+def check_fits(
+    config: DeeperConfig, vocab_size: int, n_examples: int = 0, available: int | None = None
+) -> None:
     "Refuse `config` if a run of it needs more memory than `available` bytes (default: this machine's)."
     need = memory_needed(config, vocab_size, n_examples)
     total, available = sum(need.values()), available or _physical_memory()
-    if total <= available: return
+    if total <= available:
+        return
     gb = lambda b: f'{b / 1e9:,.1f} GB'
     parts = sorted(need, key=need.get, reverse=True)
-    raise NotEnoughMemory(f"these settings need about {gb(total)} of memory ({', '.join(f'{p} {gb(need[p])}' for p in parts if need[p])}), "
-                      f"more than this machine's {gb(available)}; lower {_LOWER[parts[0]]}")
+    raise NotEnoughMemory(
+        f"these settings need about {gb(total)} of memory ({', '.join(f'{p} {gb(need[p])}' for p in parts if need[p])}), "
+        f"more than this machine's {gb(available)}; lower {_LOWER[parts[0]]}"
+    )
+
 
 # %% ../nbs/05b_runs.ipynb 29
 def _words_of(data) -> tuple[str, list[str]]:
     path = Path(data).resolve() if data is not None else names_path()
     return str(path), read_words(path)
 
+
 def _check_target(run_dir: Path, overwrite: bool) -> None:
     if run_dir.exists() and not run_dir.is_dir():
         raise NotADirectoryError(f"{run_dir}: exists and is not a directory; choose another --run")
     taken = [name for name in (RUN_FILE, SUMMARY_FILE) if (run_dir / name).exists()]
     if taken and not overwrite:
-        raise FileExistsError(f"{run_dir} already holds {' and '.join(taken)}; continue the run with --resume, replace it "
-                              "with --force, or choose another --run")
+        raise FileExistsError(
+            f"{run_dir} already holds {' and '.join(taken)}; continue the run with --resume, replace it "
+            "with --force, or choose another --run"
+        )
 
-def _n_examples(words: list[str]) -> int: return sum(map(len, words)) + len(words)
+
+def _n_examples(words: list[str]) -> int:
+    return sum(map(len, words)) + len(words)
+
 
 def _step_on_disk(run_dir) -> int | None:
     "The step of the run saved in `run_dir`, if one is there and intact."
-    try: return _checked_state(run_dir)[1]['step']
-    except (OSError, ValueError): return None
+    try:
+        return _checked_state(run_dir)[1]['step']
+    except (OSError, ValueError):
+        return None
 
-def _fit_job(run: Run, words: list[str], until: int, run_dir, quiet: bool, made_dir: bool = False) -> Run:
+
+def _fit_job(
+    run: Run, words: list[str], until: int, run_dir, quiet: bool, made_dir: bool = False
+) -> Run:
     "Fit `run` as a job on disk; what goes wrong on the way is said with what is safe on disk and what to do."
-    try: return fit(run, *run.splits(words)['train'], until, job_callbacks(run_dir, quiet))
+    try:
+        return fit(run, *run.splits(words)['train'], until, job_callbacks(run_dir, quiet))
     except RuntimeError as e:
-        if "can't allocate memory" not in str(e) and 'out of memory' not in str(e): raise
-        raise NotEnoughMemory(f"out of memory while training ({str(e).splitlines()[0]}); lower {_LOWER['activations']}, "
-                          "or free memory") from None
+        if "can't allocate memory" not in str(e) and 'out of memory' not in str(e):
+            raise
+        raise NotEnoughMemory(
+            f"out of memory while training ({str(e).splitlines()[0]}); lower {_LOWER['activations']}, "
+            "or free memory"
+        ) from None
     except (NonFiniteError, WriteError) as e:
         step = _step_on_disk(run_dir)
-        kept = (f"{run_dir} keeps the run saved at step {step}" if step is not None else
-                "nothing of this run was saved" + (f", and {run_dir} is removed" if made_dir else ''))
+        kept = (
+            f"{run_dir} keeps the run saved at step {step}"
+            if step is not None
+            else "nothing of this run was saved"
+            + (f", and {run_dir} is removed" if made_dir else '')
+        )
         if isinstance(e, NonFiniteError):
-            raise NonFiniteError(f"{e}; {kept}; start again with a lower --lr than {run.config.lr:g}") from None
+            raise NonFiniteError(
+                f"{e}; {kept}; start again with a lower --lr than {run.config.lr:g}"
+            ) from None
         then = 'continue with --resume' if step is not None else 'train again'
-        if not e.no_room:  # not space: the filesystem or the permissions; making room would not help
-            fix = (f'copy {run_dir} where it can be written and {then} there' if step is not None else
-                   'choose a --run on a filesystem that can be written, then train again')
+        if (
+            not e.no_room
+        ):  # not space: the filesystem or the permissions; making room would not help
+            fix = (
+                f'copy {run_dir} where it can be written and {then} there'
+                if step is not None
+                else 'choose a --run on a filesystem that can be written, then train again'
+            )
             raise OSError(f"{e}; {kept}; {fix}") from None
         raise OSError(f"{e}; {kept}; make room, then {then}") from None
+
 
 # %% ../nbs/05b_runs.ipynb 31
 LARGE_ALPHABET = 1_000  # letters; a list of names usually has under 100
 
+
 def alphabet_warning(vocab_size: int, config: DeeperConfig) -> str | None:
     "One line on what a very large alphabet costs, or None: every letter is a row of the first and last layers."
-    if vocab_size - 1 <= LARGE_ALPHABET: return None
+    if vocab_size - 1 <= LARGE_ALPHABET:
+        return None
     weights = vocab_size * (config.n_embd + config.n_hidden + 1)
-    return (f"warning: the data has {vocab_size - 1:,} different letters (a list of names usually has under 100); "
-            f"{weights:,} weights of the model are theirs, and every step and every sampled letter scores them "
-            "all, so training and sampling are slow and the run is large; check that the file is one name a line")
+    return (
+        f"warning: the data has {vocab_size - 1:,} different letters (a list of names usually has under 100); "
+        f"{weights:,} weights of the model are theirs, and every step and every sampled letter scores them "
+        "all, so training and sampling are slow and the run is large; check that the file is one name a line"
+    )
+
 
 # %% ../nbs/05b_runs.ipynb 34
-CALIBRATION_STEPS = 50  # timed steps at least (after 20 untimed); up to 10 times as many, or a second
+CALIBRATION_STEPS = (
+    50  # timed steps at least (after 20 untimed); up to 10 times as many, or a second
+)
+
 
 def calibrate(config: DeeperConfig, words: list[str]) -> dict[str, float]:
     "Seconds a step of `config`, the final evaluation, a save and the splits take here: a throwaway run."
@@ -312,21 +561,31 @@ def calibrate(config: DeeperConfig, words: list[str]) -> dict[str, float]:
     setup = time.perf_counter() - t0
     (X, Y), (Xv, Yv) = splits['train'], splits['val']
     callbacks = [StopOnNonFinite(), RecordUpdateRatios()]
-    fit(run, X, Y, 20, callbacks)                     # the first steps allocate buffers: untimed
+    fit(run, X, Y, 20, callbacks)  # the first steps allocate buffers: untimed
     t0, n = time.perf_counter(), 0
     while n < CALIBRATION_STEPS or (time.perf_counter() - t0 < 1 and n < 10 * CALIBRATION_STEPS):
-        fit(run, X, Y, run.step + 10, callbacks); n += 10
+        fit(run, X, Y, run.step + 10, callbacks)
+        n += 10
     t1 = time.perf_counter()
     evaluate(run.model, Xv[:EVAL_ROWS], Yv[:EVAL_ROWS])  # the first evaluation sets up: untimed
-    t2 = time.perf_counter(); evaluate(run.model, Xv, Yv); t3 = time.perf_counter()
-    with tempfile.TemporaryDirectory() as d: save_run(run, d)
+    t2 = time.perf_counter()
+    evaluate(run.model, Xv, Yv)
+    t3 = time.perf_counter()
+    with tempfile.TemporaryDirectory() as d:
+        save_run(run, d)
     rows = sum(len(x) for x, _ in splits.values()) / len(Xv)
-    return {'step': (t1 - t0) / n, 'evaluate': (t3 - t2) * rows, 'save': time.perf_counter() - t3,
-            'setup': setup}
+    return {
+        'step': (t1 - t0) / n,
+        'evaluate': (t3 - t2) * rows,
+        'save': time.perf_counter() - t3,
+        'setup': setup,
+    }
+
 
 # %% ../nbs/05b_runs.ipynb 35
-def steps_for_minutes(config: DeeperConfig, words: list[str], minutes: float,
-                      since: float | None = None) -> int:
+def steps_for_minutes(
+    config: DeeperConfig, words: list[str], minutes: float, since: float | None = None
+) -> int:
     "How many steps of `config` fit in `minutes` from `since` (a `time.monotonic()`; default: now)."
     number = isinstance(minutes, (int, float)) and not isinstance(minutes, bool)
     if not number or not 0 < minutes <= 10**6:
@@ -339,15 +598,25 @@ def steps_for_minutes(config: DeeperConfig, words: list[str], minutes: float,
     steps = int((minutes * 60 - fixed) / per_step)
     if steps <= config.warmup:
         least = (fixed + (config.warmup + 1) * per_step) / 60
-        raise UserError(f"{minutes:g} minutes is too short here for {config.warmup + 1:,} steps "
-                        "(the warm-up and one more) of these settings; "
-                        f"give at least {math.ceil(least * 100) / 100:g} minutes")
+        raise UserError(
+            f"{minutes:g} minutes is too short here for {config.warmup + 1:,} steps "
+            "(the warm-up and one more) of these settings; "
+            f"give at least {math.ceil(least * 100) / 100:g} minutes"
+        )
     return steps
 
+
 # %% ../nbs/05b_runs.ipynb 36
-def start_run(run_dir, config: DeeperConfig | None = None, data=None, overwrite: bool = False,
-              quiet: bool = False, minutes: float | None = None, since: float | None = None,
-              name: str = 'these settings') -> Run:
+def start_run(
+    run_dir,
+    config: DeeperConfig | None = None,
+    data=None,
+    overwrite: bool = False,
+    quiet: bool = False,
+    minutes: float | None = None,
+    since: float | None = None,
+    name: str = 'these settings',
+) -> Run:
     "Train a new run into `run_dir` on `data` (default: names.txt), saving as it goes; `minutes`: see above."
     run_dir, config = Path(run_dir), config or DeeperConfig()
     since = time.monotonic() if since is None else since
@@ -357,10 +626,11 @@ def start_run(run_dir, config: DeeperConfig | None = None, data=None, overwrite:
     if minutes is not None:  # the step count that fits becomes the run's max_steps
         steps = steps_for_minutes(config, words, minutes, since)
         config = type(config).from_dict({**config.to_dict(), 'max_steps': steps})
-        if not quiet: print(f'{minutes:g} minutes here is about {steps:,} steps of {name}',
-                            flush=True)
+        if not quiet:
+            print(f'{minutes:g} minutes here is about {steps:,} steps of {name}', flush=True)
     check_fits(config, vocab_size, _n_examples(words))
-    if warning := alphabet_warning(vocab_size, config): print(warning, file=sys.stderr)
+    if warning := alphabet_warning(vocab_size, config):
+        print(warning, file=sys.stderr)
     run = new_run(config, words, data_path=path, data_sha256=words_sha256(words))
     made_dir = not run_dir.exists()
     try:
@@ -369,8 +639,11 @@ def start_run(run_dir, config: DeeperConfig | None = None, data=None, overwrite:
             return _fit_job(run, words, config.max_steps, run_dir, quiet, made_dir)
     finally:
         if made_dir and not (run_dir / RUN_FILE).exists():
-            try: run_dir.rmdir()  # made for a run that never saved; only if empty: nothing else is removed
-            except OSError: pass
+            try:
+                run_dir.rmdir()  # made for a run that never saved; only if empty: nothing else is removed
+            except OSError:
+                pass
+
 
 # %% ../nbs/05b_runs.ipynb 37
 def run_words(run: Run, data=None) -> list[str]:
@@ -379,11 +652,18 @@ def run_words(run: Run, data=None) -> list[str]:
     places = [data] if data is not None else [run.data_path] + ([env] if env else [])
     problems = []
     for place in places:  # the first whose words have the run's checksum
-        try: path, words = _words_of(place)
-        except FileNotFoundError as e: problems.append(str(e).split(';')[0]); continue
-        if run.data_sha256 is None or words_sha256(words) == run.data_sha256: return words
-        problems.append(f"{path} holds other words than the ones this run trained on (checksum differs)")
+        try:
+            path, words = _words_of(place)
+        except FileNotFoundError as e:
+            problems.append(str(e).split(';')[0])
+            continue
+        if run.data_sha256 is None or words_sha256(words) == run.data_sha256:
+            return words
+        problems.append(
+            f"{path} holds other words than the ones this run trained on (checksum differs)"
+        )
     raise UserError(f"{'; '.join(problems)}; give the run's own data with --data or {DATA_ENV}")
+
 
 def continue_run(run_dir, steps: int | None = None, data=None, quiet: bool = False) -> Run:
     "Continue the run in `run_dir` up to `steps` steps (default: its own `max_steps`), with its own settings and data."
@@ -391,7 +671,9 @@ def continue_run(run_dir, steps: int | None = None, data=None, quiet: bool = Fal
         run = load_run(run_dir)
         steps = run.config.max_steps if steps is None else steps
         if isinstance(steps, bool) or not isinstance(steps, int) or steps < run.step:
-            raise UserError(f"the run in {run_dir} is at step {run.step}; --steps {steps} would go back")
+            raise UserError(
+                f"the run in {run_dir} is at step {run.step}; --steps {steps} would go back"
+            )
         run.config = type(run.config).from_dict({**run.config.to_dict(), 'max_steps': steps})
         words = run_words(run, data)
         check_fits(run.config, len(run.vocab), _n_examples(words))

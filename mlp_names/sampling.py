@@ -4,7 +4,14 @@
 
 # %% ../nbs/06_sampling.ipynb 2
 from __future__ import annotations
-import base64, binascii, copy, io, json, math, re, warnings
+import base64
+import binascii
+import copy
+import io
+import json
+import math
+import re
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 import numpy as np
@@ -24,12 +31,45 @@ from .deeper import DeeperConfig, Dropout, FlattenConsecutive
 from .runs import words_sha256
 
 # %% auto 0
-__all__ = ['CHUNK', 'MAX_LEN', 'CELLS', 'SAMPLING_LIMITS', 'EXPORT_FORMAT', 'EXPORT_VERSION', 'WEIGHTS_FORMAT', 'WEIGHTS_VERSION',
-           'PRETRAINED', 'fold_batchnorm', 'inference_net', 'next_char_probs', 'sampling_problem', 'Sampler',
-           'as_sampler', 'iter_samples', 'sample', 'sample_quality', 'name_nats', 'reference_scores', 'score',
-           'tensor_to_json', 'tensor_from_json', 'bloom_positions', 'bloom_filter', 'bloom_contains', 'export_model',
-           'write_export', 'read_export', 'KnownWords', 'model_losses', 'weights_card', 'write_weights', 'read_weights',
-           'onnx_bytes', 'write_onnx']
+__all__ = [
+    'CHUNK',
+    'MAX_LEN',
+    'CELLS',
+    'SAMPLING_LIMITS',
+    'EXPORT_FORMAT',
+    'EXPORT_VERSION',
+    'WEIGHTS_FORMAT',
+    'WEIGHTS_VERSION',
+    'PRETRAINED',
+    'fold_batchnorm',
+    'inference_net',
+    'next_char_probs',
+    'sampling_problem',
+    'Sampler',
+    'as_sampler',
+    'iter_samples',
+    'sample',
+    'sample_quality',
+    'name_nats',
+    'reference_scores',
+    'score',
+    'tensor_to_json',
+    'tensor_from_json',
+    'bloom_positions',
+    'bloom_filter',
+    'bloom_contains',
+    'export_model',
+    'write_export',
+    'read_export',
+    'KnownWords',
+    'model_losses',
+    'weights_card',
+    'write_weights',
+    'read_weights',
+    'onnx_bytes',
+    'write_onnx',
+]
+
 
 # %% ../nbs/06_sampling.ipynb 5
 @torch.no_grad()
@@ -39,112 +79,210 @@ def fold_batchnorm(model: Sequential) -> Sequential:
     for i, layer in enumerate(L):
         if isinstance(layer, BatchNorm1d) and i > 0 and isinstance(L[i - 1], Linear):
             lin, k = layers.pop(), layer.gamma / torch.sqrt(layer.running_var + layer.eps)
-            folded = Linear(*lin.weight.shape, generator=torch.Generator())  # weights replaced just below
+            folded = Linear(
+                *lin.weight.shape, generator=torch.Generator()
+            )  # weights replaced just below
             bias = lin.bias if lin.bias is not None else torch.zeros_like(layer.beta)
-            folded.weight, folded.bias = lin.weight * k, (bias - layer.running_mean) * k + layer.beta
+            folded.weight, folded.bias = (
+                lin.weight * k,
+                (bias - layer.running_mean) * k + layer.beta,
+            )
             layers.append(folded)
-        else: layers.append(copy.copy(layer))  # shares the tensors, keeps its own `.out` and mode
-    return Sequential(layers).eval()  # eval mode for what is left (a BatchNorm not after a Linear, dropout)
+        else:
+            layers.append(copy.copy(layer))  # shares the tensors, keeps its own `.out` and mode
+    return Sequential(
+        layers
+    ).eval()  # eval mode for what is left (a BatchNorm not after a Linear, dropout)
+
 
 # %% ../nbs/06_sampling.ipynb 8
 class _FusedLinear(Layer):
     "Inference only: `bias + x @ weight` in one call."
-    def __init__(self, lin: Linear): self.weight, self.bias = lin.weight.detach(), lin.bias
-    def __call__(self, x): return x @ self.weight if self.bias is None else torch.addmm(self.bias.detach(), x, self.weight)
+
+    def __init__(self, lin: Linear):
+        self.weight, self.bias = lin.weight.detach(), lin.bias
+
+    def __call__(self, x):
+        return (
+            x @ self.weight
+            if self.bias is None
+            else torch.addmm(self.bias.detach(), x, self.weight)
+        )
+
 
 class _FusedLeakyRelu(Layer):
     "Inference only: LeakyRelu in one pass."
-    def __init__(self, layer: LeakyRelu): self.negative_slope = layer.negative_slope
-    def __call__(self, x): return F.leaky_relu(x, self.negative_slope)
+
+    def __init__(self, layer: LeakyRelu):
+        self.negative_slope = layer.negative_slope
+
+    def __call__(self, x):
+        return F.leaky_relu(x, self.negative_slope)
+
 
 def inference_net(model: Sequential) -> Sequential:
     "`fold_batchnorm(model)` with Linear and LeakyRelu computed by fused torch calls, for sampling and scoring."
     fuse = {Linear: _FusedLinear, LeakyRelu: _FusedLeakyRelu}
-    return Sequential([fuse[type(l)](l) if type(l) in fuse else l for l in fold_batchnorm(model)]).eval()
+    return Sequential(
+        [fuse[type(l)](l) if type(l) in fuse else l for l in fold_batchnorm(model)]
+    ).eval()
+
 
 # %% ../nbs/06_sampling.ipynb 11
-def next_char_probs(logits: torch.Tensor, temperature: float = 1.0, top_k: int | None = None,
-                    can_end: bool = True) -> torch.Tensor:
+def next_char_probs(
+    logits: torch.Tensor, temperature: float = 1.0, top_k: int | None = None, can_end: bool = True
+) -> torch.Tensor:
     "Next-character probabilities (float64) from `logits` (B, V): softmax(z/T) over the allowed characters."
-    z = logits.double() / temperature                  # float64: tiny temperatures stay finite
-    if not can_end: z[:, 0] = -math.inf                # the end token (index 0) is not allowed yet
+    z = logits.double() / temperature  # float64: tiny temperatures stay finite
+    if not can_end:
+        z[:, 0] = -math.inf  # the end token (index 0) is not allowed yet
     if top_k is not None and top_k < z.shape[1]:
-        keep = z.topk(top_k, dim=1).indices            # exactly k characters, even where logits tie
+        keep = z.topk(top_k, dim=1).indices  # exactly k characters, even where logits tie
         z = torch.full_like(z, -math.inf).scatter(1, keep, z.gather(1, keep))
     return F.softmax(z, dim=1)
+
 
 # %% ../nbs/06_sampling.ipynb 15
 def _decode(out: torch.Tensor, vocab: Vocab, prefix: str) -> list[str]:
     "The names in the rows of `out` (each row: character indices, then end tokens), with `prefix` in front."
-    codes = torch.tensor([ord('\n')] + [ord(c) for c in vocab.itos[1:]])  # the end token becomes a line break
+    codes = torch.tensor(
+        [ord('\n')] + [ord(c) for c in vocab.itos[1:]]
+    )  # the end token becomes a line break
     is_end = out == 0
-    keep = (is_end.cumsum(1) - is_end.long()) == 0                       # up to and with the first end token
+    keep = (is_end.cumsum(1) - is_end.long()) == 0  # up to and with the first end token
     return [prefix + s for s in ''.join(map(chr, codes[out[keep]].tolist())).split('\n')[:-1]]
 
+
 @torch.no_grad()
-def _draw(net: Sequential, vocab: Vocab, block_size: int, m: int, g: torch.Generator, temperature: float = 1.0,
-          top_k: int | None = None, prefix: str = '', min_len: int = 1, max_len: int = 50) -> list[str]:
+def _draw(
+    net: Sequential,
+    vocab: Vocab,
+    block_size: int,
+    m: int,
+    g: torch.Generator,
+    temperature: float = 1.0,
+    top_k: int | None = None,
+    prefix: str = '',
+    min_len: int = 1,
+    max_len: int = 50,
+) -> list[str]:
     "`m` names from the inference model `net`, all drawn together (arguments as in `iter_samples`)."
-    start = ([0] * block_size + vocab.encode(prefix))[-block_size:]      # the prefix's last block_size characters
+    start = ([0] * block_size + vocab.encode(prefix))[
+        -block_size:
+    ]  # the prefix's last block_size characters
     context = torch.tensor([start], dtype=torch.int64).repeat(m, 1)
-    out = torch.zeros((m, max_len - len(prefix) + 1), dtype=torch.int64)  # the last column stays an end token
+    out = torch.zeros(
+        (m, max_len - len(prefix) + 1), dtype=torch.int64
+    )  # the last column stays an end token
     alive = torch.arange(m)
-    for t in range(max_len - len(prefix)):                               # the name has len(prefix) + t characters
-        if len(alive) == 0: break
-        probs = next_char_probs(net(context[alive]), temperature, top_k, can_end=len(prefix) + t >= min_len)
+    for t in range(max_len - len(prefix)):  # the name has len(prefix) + t characters
+        if len(alive) == 0:
+            break
+        probs = next_char_probs(
+            net(context[alive]), temperature, top_k, can_end=len(prefix) + t >= min_len
+        )
         nxt = torch.multinomial(probs, 1, generator=g).squeeze(1)
         out[alive, t] = nxt
         context[alive] = torch.cat([context[alive, 1:], nxt[:, None]], dim=1)
         alive = alive[nxt != 0]
     return _decode(out, vocab, prefix)
 
+
 # %% ../nbs/06_sampling.ipynb 20
 CHUNK = 10_000
-MAX_LEN, CELLS = 100_000, 2**20  # the longest name; the most letters a batch holds (chunk x max_len)
-SAMPLING_LIMITS = {'n': (0, 2**63 - 1), 'seed': (0, 2**63 - 1), 'max_tries': (0, 2**63 - 1), 'top_k': (1, 2**63 - 1),
-                   'min_len': (0, MAX_LEN), 'max_len': (1, MAX_LEN), 'temperature': (1e-3, 1e3)}
+MAX_LEN, CELLS = (
+    100_000,
+    2**20,
+)  # the longest name; the most letters a batch holds (chunk x max_len)
+SAMPLING_LIMITS = {
+    'n': (0, 2**63 - 1),
+    'seed': (0, 2**63 - 1),
+    'max_tries': (0, 2**63 - 1),
+    'top_k': (1, 2**63 - 1),
+    'min_len': (0, MAX_LEN),
+    'max_len': (1, MAX_LEN),
+    'temperature': (1e-3, 1e3),
+}
 
-def _shown(x) -> str: return '2**63-1' if x == 2**63 - 1 else f'{x:,}' if isinstance(x, int) else f'{x:g}'
+
+def _shown(x) -> str:
+    return '2**63-1' if x == 2**63 - 1 else f'{x:,}' if isinstance(x, int) else f'{x:g}'
+
 
 def sampling_problem(name: str, value) -> str | None:
     "What is wrong with `value` for the sampling setting `name` (None if nothing): where every bound is checked."
     lo, hi = SAMPLING_LIMITS[name]
     kinds = (int, float) if name == 'temperature' else int
-    if isinstance(value, bool) or not isinstance(value, kinds) or not (lo <= value <= hi):  # a NaN fails lo <= value
-        got = f'{value:,}' if isinstance(value, int) and not isinstance(value, bool) else repr(value)
+    if (
+        isinstance(value, bool) or not isinstance(value, kinds) or not (lo <= value <= hi)
+    ):  # a NaN fails lo <= value
+        got = (
+            f'{value:,}' if isinstance(value, int) and not isinstance(value, bool) else repr(value)
+        )
         return f"must be {'a number' if name == 'temperature' else 'a whole number'} from {_shown(lo)} to {_shown(hi)}, got {got}"
 
+
 def _check_sampling(n, seed, temperature, max_len, min_len=0, top_k=None) -> None:
-    given = {'n': n, 'seed': seed, 'temperature': temperature, 'max_len': max_len, 'min_len': min_len, 'top_k': top_k}
+    given = {
+        'n': n,
+        'seed': seed,
+        'temperature': temperature,
+        'max_len': max_len,
+        'min_len': min_len,
+        'top_k': top_k,
+    }
     for name, value in given.items():
         if value is not None or name != 'top_k':  # top_k None: every character
-            if problem := sampling_problem(name, value): raise UserError(f'{name} {problem}')
-    if min_len > max_len: raise UserError(f"min_len {min_len} is above max_len {max_len}; lower min_len or raise max_len")
+            if problem := sampling_problem(name, value):
+                raise UserError(f'{name} {problem}')
+    if min_len > max_len:
+        raise UserError(
+            f"min_len {min_len} is above max_len {max_len}; lower min_len or raise max_len"
+        )
+
 
 # %% ../nbs/06_sampling.ipynb 23
 def _check_letters(what: str, text, vocab: Vocab) -> None:
     "Refuse `text` (a prefix or a name) unless it is a string of the vocabulary's letters."
-    if not isinstance(text, str): raise UserError(f"{what} must be a string, got {text!r}")
+    if not isinstance(text, str):
+        raise UserError(f"{what} must be a string, got {text!r}")
     if bad := [c for c in dict.fromkeys(text) if c == BOUNDARY or c not in vocab.stoi]:
-        raise UserError(f"{what} {shown_letters(text)} has {bad[0]!r}, which is not a letter of this model's names "
-                         f"({shown_letters(''.join(vocab.itos[1:]))}); use only those")
+        raise UserError(
+            f"{what} {shown_letters(text)} has {bad[0]!r}, which is not a letter of this model's names "
+            f"({shown_letters(''.join(vocab.itos[1:]))}); use only those"
+        )
+
 
 def _check_finite(model: Sequential) -> None:
     "Refuse a model with a NaN or an infinity in a weight: what it gives would be garbage."
-    if bad := next((k for k, t in model.state_dict().items() if t.is_floating_point() and not torch.isfinite(t).all()), None):
-        raise UserError(f"the model's weight {bad} holds NaN or infinity, so it cannot sample or score; restore its "
-                         "run from a copy, or train again with a lower learning rate")
+    if bad := next(
+        (
+            k
+            for k, t in model.state_dict().items()
+            if t.is_floating_point() and not torch.isfinite(t).all()
+        ),
+        None,
+    ):
+        raise UserError(
+            f"the model's weight {bad} holds NaN or infinity, so it cannot sample or score; restore its "
+            "run from a copy, or train again with a lower learning rate"
+        )
+
 
 def _check_prefix(prefix, vocab: Vocab, max_len: int) -> None:
     _check_letters('prefix', prefix, vocab)
     if len(prefix) > max_len:
-        raise UserError(f"prefix {shown_letters(prefix)} has {len(prefix):,} characters, more than max_len {max_len}; "
-                         "shorten it or raise max_len")
+        raise UserError(
+            f"prefix {shown_letters(prefix)} has {len(prefix):,} characters, more than max_len {max_len}; "
+            "shorten it or raise max_len"
+        )
+
 
 # %% ../nbs/06_sampling.ipynb 25
 @dataclass(eq=False)
 class Sampler:
     "A model with its vocabulary and context size, checked; `net` is its inference network (made once, here)."
+
     model: Sequential
     vocab: Vocab
     block_size: int
@@ -158,110 +296,177 @@ class Sampler:
     def of(cls, run: Run) -> Sampler:
         return cls(run.model, run.vocab, run.config.block_size, {'config': run.config})
 
+
 def as_sampler(source: Sampler | Run) -> Sampler:
     "`source` if it is a `Sampler`; a run made into one."
-    if isinstance(source, Sampler): return source
-    if isinstance(source, Run): return Sampler.of(source)
+    if isinstance(source, Sampler):
+        return source
+    if isinstance(source, Run):
+        return Sampler.of(source)
     raise UserError(f"expected a Sampler or a Run to sample from, got {type(source).__name__}")
 
+
 # %% ../nbs/06_sampling.ipynb 27
-def iter_samples(sampler: Sampler | Run, n: int = 20, seed: int = 0,
-                 temperature: float = 1.0, top_k: int | None = None, prefix: str = '', min_len: int = 1,
-                 max_len: int = 50, exclude=None, unique: bool = False, max_tries: int | None = None):
+def iter_samples(
+    sampler: Sampler | Run,
+    n: int = 20,
+    seed: int = 0,
+    temperature: float = 1.0,
+    top_k: int | None = None,
+    prefix: str = '',
+    min_len: int = 1,
+    max_len: int = 50,
+    exclude=None,
+    unique: bool = False,
+    max_tries: int | None = None,
+):
     "Yield `n` names of `min_len`..`max_len` characters that start with `prefix`, none in `exclude`, no repeats if `unique`."
     s = as_sampler(sampler)
     _check_sampling(n, seed, temperature, max_len, min_len, top_k)
     _check_prefix(prefix, s.vocab, max_len)
     listed = exclude is None or hasattr(exclude, '__iter__')  # else: a container, not a list
-    if listed and not isinstance(exclude, (set, frozenset, dict)): exclude = set(exclude or ())
+    if listed and not isinstance(exclude, (set, frozenset, dict)):
+        exclude = set(exclude or ())
     max_tries = 10 * n + 100_000 if max_tries is None else max_tries
-    if problem := sampling_problem('max_tries', max_tries): raise UserError(f"max_tries {problem} (or None)")
+    if problem := sampling_problem('max_tries', max_tries):
+        raise UserError(f"max_tries {problem} (or None)")
     g = torch.Generator().manual_seed(seed)
-    draw = lambda m: _draw(s.net, s.vocab, s.block_size, m, g, temperature, top_k, prefix, min_len, max_len)
-    return _passing(draw, n, exclude, unique, max_tries, chunk=max(1, min(CHUNK, CELLS // (max_len + 1))))
+    draw = lambda m: _draw(
+        s.net, s.vocab, s.block_size, m, g, temperature, top_k, prefix, min_len, max_len
+    )
+    return _passing(
+        draw, n, exclude, unique, max_tries, chunk=max(1, min(CHUNK, CELLS // (max_len + 1)))
+    )
+
 
 def _passing(draw, n: int, exclude, unique: bool, max_tries: int, chunk: int = CHUNK):
     "Yield the first `n` drawn names not in `exclude` (and new, if `unique`), drawing at most `max_tries`."
     seen, found, tries = set(), 0, 0
     while found < n:
         if tries >= max_tries:
-            rules = ' and '.join(r for r, on in (('new (not excluded)', exclude), ('distinct', unique)) if on)
-            raise UserError(f"found only {found:,} of the {n:,} names asked for in {tries:,} tries (names must be "
-                             f"{rules}); ask for fewer names or loosen the prefix, length or novelty requirements")
-        want = n - found  # sized from the share that passed so far; all names pass without exclude/unique
+            rules = ' and '.join(
+                r for r, on in (('new (not excluded)', exclude), ('distinct', unique)) if on
+            )
+            raise UserError(
+                f"found only {found:,} of the {n:,} names asked for in {tries:,} tries (names must be "
+                f"{rules}); ask for fewer names or loosen the prefix, length or novelty requirements"
+            )
+        want = (
+            n - found
+        )  # sized from the share that passed so far; all names pass without exclude/unique
         m = want if found == tries else math.ceil(1.2 * want * tries / max(found, 1)) + 16
         m = max(1, min(m, chunk, max_tries - tries))
         names, tries, before = draw(m), tries + m, found
         for name in names:
-            if name in exclude or (unique and name in seen): continue
-            if unique: seen.add(name)
+            if name in exclude or (unique and name in seen):
+                continue
+            if unique:
+                seen.add(name)
             found += 1
             yield name
-            if found == n: return
-        if m == chunk and found == before: max_tries = tries  # a whole batch gave nothing new: give up now
+            if found == n:
+                return
+        if m == chunk and found == before:
+            max_tries = tries  # a whole batch gave nothing new: give up now
+
 
 def sample(sampler: Sampler | Run, n: int = 20, **kwargs) -> list[str]:
     "`n` names generated by `sampler`'s model (see `iter_samples`)."
     return list(iter_samples(sampler, n, **kwargs))
 
+
 # %% ../nbs/06_sampling.ipynb 45
-def sample_quality(sampler: Sampler | Run, train_words: list[str], n: int = 10_000,
-                   seed: int = 0, temperature: float = 1.0) -> dict:
+def sample_quality(
+    sampler: Sampler | Run,
+    train_words: list[str],
+    n: int = 10_000,
+    seed: int = 0,
+    temperature: float = 1.0,
+) -> dict:
     "Share of `n` samples in `train_words`, new, distinct; their mean length and the training words'."
     names, known = sample(sampler, n=n, seed=seed, temperature=temperature), set(train_words)
     in_train = sum(nm in known for nm in names) / max(n, 1)
-    return {'temperature': temperature, 'samples': n, 'in_train': in_train, 'new': 1 - in_train,
-            'distinct': len(set(names)) / max(n, 1), 'mean_len': sum(map(len, names)) / max(n, 1),
-            'data_mean_len': sum(map(len, train_words)) / max(len(train_words), 1)}
+    return {
+        'temperature': temperature,
+        'samples': n,
+        'in_train': in_train,
+        'new': 1 - in_train,
+        'distinct': len(set(names)) / max(n, 1),
+        'mean_len': sum(map(len, names)) / max(n, 1),
+        'data_mean_len': sum(map(len, train_words)) / max(len(train_words), 1),
+    }
+
 
 # %% ../nbs/06_sampling.ipynb 50
 @torch.no_grad()
 def name_nats(sampler: Sampler | Run, names: list[str], batch: int = 8_192) -> torch.Tensor:
     "Negative log-likelihood (nats, float64) of each name followed by the end token."
     s = as_sampler(sampler)
-    for nm in names: _check_letters('name', nm, s.vocab)
-    if not names: return torch.zeros(0, dtype=torch.float64)
+    for nm in names:
+        _check_letters('name', nm, s.vocab)
+    if not names:
+        return torch.zeros(0, dtype=torch.float64)
     X, Y = build_dataset_fast(list(names), s.vocab, s.block_size)
     word = torch.cumsum(Y == 0, 0) - (Y == 0).long()  # which name each target belongs to
     net, logp = s.net, torch.empty(len(Y), dtype=torch.float64)
     for i in range(0, len(Y), batch):
-        logp[i:i + batch] = F.log_softmax(net(X[i:i + batch]).double(), 1).gather(1, Y[i:i + batch, None])[:, 0]
+        logp[i : i + batch] = F.log_softmax(net(X[i : i + batch]).double(), 1).gather(
+            1, Y[i : i + batch, None]
+        )[:, 0]
     return torch.zeros(len(names), dtype=torch.float64).index_add_(0, word, -logp)
+
 
 def reference_scores(sampler: Sampler | Run, words: list[str]) -> torch.Tensor:
     "The nats per character of `words`, sorted (float64): what `score` ranks a name among."
     nats = name_nats(sampler, words)
     return (nats / torch.tensor([len(w) + 1 for w in words], dtype=torch.float64)).sort().values
 
-def score(sampler: Sampler | Run, names: list[str], reference: list[str] | torch.Tensor | None = None) -> list[dict]:
+
+def score(
+    sampler: Sampler | Run, names: list[str], reference: list[str] | torch.Tensor | None = None
+) -> list[dict]:
     "For each name: its nats, nats per character (end included) and percentile among `reference` (None without one)."
     s = as_sampler(sampler)
     nats = name_nats(s, names)
     per_char = nats / torch.tensor([len(nm) + 1 for nm in names], dtype=torch.float64)
-    if isinstance(reference, torch.Tensor): ref = reference  # scores made once by `reference_scores`
-    else: ref = reference_scores(s, reference) if reference else s.info.get('reference')  # a file's own
+    if isinstance(reference, torch.Tensor):
+        ref = reference  # scores made once by `reference_scores`
+    else:
+        ref = (
+            reference_scores(s, reference) if reference else s.info.get('reference')
+        )  # a file's own
     pct = [None] * len(names)
     if ref is not None and len(ref):
-        pct = ((len(ref) - torch.searchsorted(ref, per_char, right=True)).double() * 100 / len(ref)).tolist()
-    return [{'name': nm, 'nats': a, 'nats_per_char': b, 'percentile': c}
-            for nm, a, b, c in zip(names, nats.tolist(), per_char.tolist(), pct)]
+        pct = (
+            (len(ref) - torch.searchsorted(ref, per_char, right=True)).double() * 100 / len(ref)
+        ).tolist()
+    return [
+        {'name': nm, 'nats': a, 'nats_per_char': b, 'percentile': c}
+        for nm, a, b, c in zip(names, nats.tolist(), per_char.tolist(), pct)
+    ]
+
 
 # %% ../nbs/06_sampling.ipynb 58
 EXPORT_FORMAT, EXPORT_VERSION = 'mlp-names-export', 1
+
 
 def tensor_to_json(t: torch.Tensor) -> dict:
     "A tensor as `{shape, data}`: its float32 numbers, row-major, little-endian, in base64."
     a = t.detach().to(torch.float32).contiguous().numpy().astype('<f4')
     return {'shape': list(a.shape), 'data': base64.b64encode(a.tobytes()).decode('ascii')}
 
+
 def tensor_from_json(d: dict) -> torch.Tensor:
     a = np.frombuffer(base64.b64decode(d['data'], validate=True), dtype='<f4')
     return torch.from_numpy(a.astype(np.float32)).reshape(d['shape'])
 
+
 def _fnv1a(data: bytes, basis: int) -> int:
     h = basis
-    for byte in data: h = ((h ^ byte) * 16777619) & 0xFFFFFFFF
+    for byte in data:
+        h = ((h ^ byte) * 16777619) & 0xFFFFFFFF
     return h
+
 
 def bloom_positions(word: str, bits: int, hashes: int) -> list[int]:
     "The bit positions of `word`: (h1 + i·h2) mod bits, from two FNV-1a hashes of its UTF-8 bytes."
@@ -269,19 +474,25 @@ def bloom_positions(word: str, bits: int, hashes: int) -> list[int]:
     h1, h2 = _fnv1a(data, 0x811C9DC5), _fnv1a(data, 0x01000193) | 1
     return [(h1 + i * h2) % bits for i in range(hashes)]
 
+
 def bloom_filter(words, bits_per_word: float = 14.4, hashes: int = 10) -> dict:
     "A Bloom filter of `words`: `{bits, hashes, data}`, data the bit array (bit j: byte j//8, bit j%8) in base64."
     words = set(words)
     bits = max(64, math.ceil(bits_per_word * len(words)))
     array = bytearray((bits + 7) // 8)
     for w in words:
-        for j in bloom_positions(w, bits, hashes): array[j >> 3] |= 1 << (j & 7)
+        for j in bloom_positions(w, bits, hashes):
+            array[j >> 3] |= 1 << (j & 7)
     return {'bits': bits, 'hashes': hashes, 'data': base64.b64encode(bytes(array)).decode('ascii')}
+
 
 def bloom_contains(bloom: dict, word: str) -> bool:
     "Whether `word` may be one of the filter's words (False: certainly not)."
     array = base64.b64decode(bloom['data'])
-    return all(array[j >> 3] >> (j & 7) & 1 for j in bloom_positions(word, bloom['bits'], bloom['hashes']))
+    return all(
+        array[j >> 3] >> (j & 7) & 1 for j in bloom_positions(word, bloom['bits'], bloom['hashes'])
+    )
+
 
 # %% ../nbs/06_sampling.ipynb 61
 def _layer_to_json(layer, put=None) -> dict | None:
@@ -289,34 +500,62 @@ def _layer_to_json(layer, put=None) -> dict | None:
     put = put or (lambda key, t: tensor_to_json(t))
     kind = type(layer).__name__
     if isinstance(layer, Linear):
-        return {'type': 'Linear', 'weight': put('weight', layer.weight),
-                'bias': None if layer.bias is None else put('bias', layer.bias)}
+        return {
+            'type': 'Linear',
+            'weight': put('weight', layer.weight),
+            'bias': None if layer.bias is None else put('bias', layer.bias),
+        }
     if isinstance(layer, Embedding):
         return {'type': 'Embedding', 'weight': put('weight', layer.weight)}
-    if isinstance(layer, LeakyRelu): return {'type': 'LeakyRelu', 'negative_slope': float(layer.negative_slope)}
-    if isinstance(layer, FlattenConsecutive): return {'type': 'FlattenConsecutive', 'n': layer.n}
-    if isinstance(layer, Flatten): return {'type': 'Flatten'}
-    if isinstance(layer, Dropout): return None  # the identity at inference
+    if isinstance(layer, LeakyRelu):
+        return {'type': 'LeakyRelu', 'negative_slope': float(layer.negative_slope)}
+    if isinstance(layer, FlattenConsecutive):
+        return {'type': 'FlattenConsecutive', 'n': layer.n}
+    if isinstance(layer, Flatten):
+        return {'type': 'Flatten'}
+    if isinstance(layer, Dropout):
+        return None  # the identity at inference
     if isinstance(layer, BatchNorm1d):
-        return {'type': 'BatchNorm1d', 'eps': layer.eps, **{k: put(k, getattr(layer, a)) for k, a in
-                (('mean', 'running_mean'), ('var', 'running_var'), ('gamma', 'gamma'), ('beta', 'beta'))}}
+        return {
+            'type': 'BatchNorm1d',
+            'eps': layer.eps,
+            **{
+                k: put(k, getattr(layer, a))
+                for k, a in (
+                    ('mean', 'running_mean'),
+                    ('var', 'running_var'),
+                    ('gamma', 'gamma'),
+                    ('beta', 'beta'),
+                )
+            },
+        }
     raise UserError(f'cannot export a model with a {kind} layer')
+
 
 def export_model(source: Run | Sampler, train_words: list[str] | None = None) -> dict:
     "The portable form of `source` (the table above); known words: `train_words`, or a file's own."
     s = as_sampler(source)
     if 'config' not in s.info or (train_words is None and 'known' not in s.info):
-        raise UserError('export_model needs a run (or a model file) and the words it trained on '
-                        '(train_words)')
+        raise UserError(
+            'export_model needs a run (or a model file) and the words it trained on (train_words)'
+        )
     layers = [d for l in fold_batchnorm(s.model) if (d := _layer_to_json(l)) is not None]
-    return {'format': EXPORT_FORMAT, 'version': EXPORT_VERSION, 'vocab': list(s.vocab.itos),
-            'block_size': s.block_size, 'config': s.info['config'].to_dict(), 'layers': layers,
-            'known': bloom_filter(train_words) if train_words is not None else s.info['known']}
+    return {
+        'format': EXPORT_FORMAT,
+        'version': EXPORT_VERSION,
+        'vocab': list(s.vocab.itos),
+        'block_size': s.block_size,
+        'config': s.info['config'].to_dict(),
+        'layers': layers,
+        'known': bloom_filter(train_words) if train_words is not None else s.info['known'],
+    }
+
 
 def write_export(source: Run | Sampler, train_words: list[str] | None, path) -> Path:
     "Write `export_model(source, train_words)` to `path` as JSON, never leaving a partial file."
     text = json.dumps(export_model(source, train_words), separators=(',', ':'))
     return atomic_write_bytes(path, text.encode('utf-8'))
+
 
 # %% ../nbs/06_sampling.ipynb 62
 def _layer_from_json(d: dict, get=None):
@@ -335,65 +574,97 @@ def _layer_from_json(d: dict, get=None):
         stats = (get(d[k]) for k in ('mean', 'var', 'gamma', 'beta'))
         bn.running_mean, bn.running_var, bn.gamma, bn.beta = stats
         return bn
-    simple = {'LeakyRelu': lambda: LeakyRelu(d['negative_slope']), 'Flatten': Flatten,
-              'FlattenConsecutive': lambda: FlattenConsecutive(d['n'])}
-    if kind not in simple: raise UserError(f'unknown layer type {kind!r}')
+    simple = {
+        'LeakyRelu': lambda: LeakyRelu(d['negative_slope']),
+        'Flatten': Flatten,
+        'FlattenConsecutive': lambda: FlattenConsecutive(d['n']),
+    }
+    if kind not in simple:
+        raise UserError(f'unknown layer type {kind!r}')
     return simple[kind]()
+
 
 def read_export(path) -> dict:
     "An exported model read back: `model` (an eval-mode Sequential), `vocab`, `block_size`, `config`, `known`."
-    try: d = json.loads(Path(path).read_text(encoding='utf-8'))
-    except (UnicodeDecodeError, json.JSONDecodeError) as e: raise UserError(f'{path}: not an exported model (not JSON: {e})') from None
+    try:
+        d = json.loads(Path(path).read_text(encoding='utf-8'))
+    except (UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise UserError(f'{path}: not an exported model (not JSON: {e})') from None
     if not isinstance(d, dict) or d.get('format') != EXPORT_FORMAT:
-        raise UserError(f"{path}: not an exported model (no '{EXPORT_FORMAT}' format tag); write one with `mlp-names export`")
+        raise UserError(
+            f"{path}: not an exported model (no '{EXPORT_FORMAT}' format tag); write one with `mlp-names export`"
+        )
     if d.get('version') != EXPORT_VERSION:
-        raise UserError(f"{path}: export version {d.get('version')!r}, this mlp_names reads {EXPORT_VERSION}; export the run again")
+        raise UserError(
+            f"{path}: export version {d.get('version')!r}, this mlp_names reads {EXPORT_VERSION}; export the run again"
+        )
     try:
         model = Sequential([_layer_from_json(l) for l in d['layers']]).eval()
-        return {'model': model, 'vocab': Vocab(d['vocab']), 'block_size': d['block_size'],
-                'config': DeeperConfig.from_dict(d['config']), 'known': d['known']}
+        return {
+            'model': model,
+            'vocab': Vocab(d['vocab']),
+            'block_size': d['block_size'],
+            'config': DeeperConfig.from_dict(d['config']),
+            'known': d['known'],
+        }
     except (KeyError, TypeError, ValueError, RuntimeError, binascii.Error) as e:
         raise UserError(f'{path}: damaged exported model ({type(e).__name__}: {e})') from None
+
 
 # %% ../nbs/06_sampling.ipynb 71
 WEIGHTS_FORMAT, WEIGHTS_VERSION = 'mlp-names-weights', 1
 _SEAL = re.compile(rb'"json_sha256": "([0-9a-f]{64})"')
 
+
 class KnownWords:
     "A Bloom filter's words as a container for `exclude=`: False means certainly not known."
+
     def __init__(self, bloom: dict):
         self.bits, self.hashes = bloom['bits'], bloom['hashes']
         self.array = base64.b64decode(bloom['data'])
+
     def __contains__(self, word) -> bool:
         positions = bloom_positions(word, self.bits, self.hashes)
         return all(self.array[j >> 3] >> (j & 7) & 1 for j in positions)
+
 
 def model_losses(sampler: Sampler | Run, words: list[str], split_seed: int = 42) -> dict:
     "Loss of the inference network of `sampler` on each split of `words` (split with `split_seed`)."
     s = as_sampler(sampler)
     parts = split_words(words, split_seed)
-    return {name: evaluate(s.net, *build_dataset_fast(ws, s.vocab, s.block_size))
-            for name, ws in zip(('train', 'val', 'test'), parts)}
+    return {
+        name: evaluate(s.net, *build_dataset_fast(ws, s.vocab, s.block_size))
+        for name, ws in zip(('train', 'val', 'test'), parts)
+    }
+
 
 # %% ../nbs/06_sampling.ipynb 72
 def _pack(model: Sequential, dtype: torch.dtype) -> tuple[list[dict], dict]:
     "The layers of `fold_batchnorm(model)` as JSON naming tensors `layers.{i}.{key}`; the tensors."
     tensors, layers = {}, []
+
     def put(key: str, t: torch.Tensor) -> str:
         tensors[key] = t.detach().to(dtype).contiguous()
         return key
+
     for i, layer in enumerate(l for l in fold_batchnorm(model) if not isinstance(l, Dropout)):
         layers.append(_layer_to_json(layer, lambda key, t: put(f'layers.{i}.{key}', t)))
     return layers, tensors
+
 
 def _unpack(layers: list[dict], tensors: dict) -> Sequential:
     "The model of `_pack`'s layers and tensors, in float32 whatever the tensors are stored in."
     get = lambda key: tensors[key].to(torch.float32)
     return Sequential([_layer_from_json(d, get) for d in layers]).eval()
 
+
 # %% ../nbs/06_sampling.ipynb 73
-def weights_card(source: Run | Sampler, words: list[str] | None = None,
-                 dtype: torch.dtype | None = None, note: dict | None = None) -> tuple[bytes, dict]:
+def weights_card(
+    source: Run | Sampler,
+    words: list[str] | None = None,
+    dtype: torch.dtype | None = None,
+    note: dict | None = None,
+) -> tuple[bytes, dict]:
     """The safetensors bytes of `source`'s folded model (as `dtype`, default float32), and its
     record: losses, reference scores, known words, from those bytes on `words` (or a file's)."""
     s = as_sampler(source)
@@ -404,21 +675,34 @@ def weights_card(source: Run | Sampler, words: list[str] | None = None,
     config = s.info['config']
     if words is not None:
         train, val, _ = split_words(words, config.split_seed)
-        measured = {'data_sha256': words_sha256(words),
-                    'losses': model_losses(back, words, config.split_seed),
-                    'reference': {'of': 'the validation words',
-                                  'nats_per_char': reference_scores(back, val).tolist()},
-                    'known': bloom_filter(train)}
+        measured = {
+            'data_sha256': words_sha256(words),
+            'losses': model_losses(back, words, config.split_seed),
+            'reference': {
+                'of': 'the validation words',
+                'nats_per_char': reference_scores(back, val).tolist(),
+            },
+            'known': bloom_filter(train),
+        }
     elif 'losses' in s.info:  # a model file: what it recorded, made from the same numbers
         measured = {k: s.info['card'][k] for k in ('data_sha256', 'losses', 'reference', 'known')}
-    else: raise UserError('weights_card needs the words the run trained on (words=...)')
-    card = {'format': WEIGHTS_FORMAT, 'version': WEIGHTS_VERSION,
-            'mlp_names': mlp_names.__version__,
-            'weights_sha256': sha256_of(blob), 'dtype': str(dtype).removeprefix('torch.'),
-            'vocab': list(s.vocab.itos), 'block_size': s.block_size, 'config': config.to_dict(),
-            'layers': layers,
-            **measured, 'source': note if note is not None else s.info.get('source')}
+    else:
+        raise UserError('weights_card needs the words the run trained on (words=...)')
+    card = {
+        'format': WEIGHTS_FORMAT,
+        'version': WEIGHTS_VERSION,
+        'mlp_names': mlp_names.__version__,
+        'weights_sha256': sha256_of(blob),
+        'dtype': str(dtype).removeprefix('torch.'),
+        'vocab': list(s.vocab.itos),
+        'block_size': s.block_size,
+        'config': config.to_dict(),
+        'layers': layers,
+        **measured,
+        'source': note if note is not None else s.info.get('source'),
+    }
     return blob, card
+
 
 # %% ../nbs/06_sampling.ipynb 74
 def _sealed(card: dict) -> bytes:
@@ -426,13 +710,20 @@ def _sealed(card: dict) -> bytes:
     text = json.dumps({**card, 'json_sha256': '0' * 64}, indent=1).encode('utf-8')
     return _SEAL.sub(f'"json_sha256": "{sha256_of(text)}"'.encode(), text, count=1)
 
-def write_weights(source: Run | Sampler, path, words: list[str] | None = None,
-                  dtype: torch.dtype | None = None, note: dict | None = None) -> Path:
+
+def write_weights(
+    source: Run | Sampler,
+    path,
+    words: list[str] | None = None,
+    dtype: torch.dtype | None = None,
+    note: dict | None = None,
+) -> Path:
     "Write `source`'s model to `path` (safetensors), its record (`weights_card`) beside it (.json)."
     path = Path(path)
     blob, card = weights_card(source, words, dtype, note)
     atomic_write_bytes(path, blob)
     return atomic_write_bytes(path.with_suffix('.json'), _sealed({'weights': path.name, **card}))
+
 
 # %% ../nbs/06_sampling.ipynb 75
 def read_weights(path, fix: str = 'write it again with `mlp-names export --format safetensors`'):
@@ -440,72 +731,106 @@ def read_weights(path, fix: str = 'write it again with `mlp-names export --forma
     path = Path(path)
     data = path.read_bytes()
     damaged = lambda why: UserError(f'{path}: damaged model file ({why}); it was not used: {fix}')
-    try: card = json.loads(data)
-    except (UnicodeDecodeError, json.JSONDecodeError): card = None
+    try:
+        card = json.loads(data)
+    except (UnicodeDecodeError, json.JSONDecodeError):
+        card = None
     if not isinstance(card, dict) or card.get('format') != WEIGHTS_FORMAT:
-        if WEIGHTS_FORMAT.encode() in data: raise damaged('not readable as JSON')
-        raise UserError(f"{path}: not a model file of mlp_names (no '{WEIGHTS_FORMAT}' tag); "
-                        f"it was not used: {fix}")
+        if WEIGHTS_FORMAT.encode() in data:
+            raise damaged('not readable as JSON')
+        raise UserError(
+            f"{path}: not a model file of mlp_names (no '{WEIGHTS_FORMAT}' tag); "
+            f"it was not used: {fix}"
+        )
     seal = _SEAL.findall(data)
     zeroed = _SEAL.sub(b'"json_sha256": "' + b'0' * 64 + b'"', data)
     if len(seal) != 1 or sha256_of(zeroed) != seal[0].decode():
         raise damaged('its bytes do not match the SHA-256 it records')
     if card.get('version') != WEIGHTS_VERSION:
-        raise UserError(f"{path}: model file version {card.get('version')!r}, this mlp_names reads "
-                        f"{WEIGHTS_VERSION}; it was not used: {fix}")
+        raise UserError(
+            f"{path}: model file version {card.get('version')!r}, this mlp_names reads "
+            f"{WEIGHTS_VERSION}; it was not used: {fix}"
+        )
     try:
         weights = path.with_name(Path(card['weights']).name)
         blob = weights.read_bytes()
         if sha256_of(blob) != card['weights_sha256']:
             raise damaged(f'{weights.name} does not match its SHA-256')
-        info = {'card': card, 'config': DeeperConfig.from_dict(card['config']),
-                'losses': card['losses'],
-                'known': card['known'], 'dtype': card['dtype'], 'source': card.get('source'),
-                'reference': torch.tensor(card['reference']['nats_per_char'], dtype=torch.float64)}
+        info = {
+            'card': card,
+            'config': DeeperConfig.from_dict(card['config']),
+            'losses': card['losses'],
+            'known': card['known'],
+            'dtype': card['dtype'],
+            'source': card.get('source'),
+            'reference': torch.tensor(card['reference']['nats_per_char'], dtype=torch.float64),
+        }
         model = _unpack(card['layers'], load_safetensors(blob))
         return Sampler(model, Vocab(card['vocab']), card['block_size'], info)
-    except UserError: raise
+    except UserError:
+        raise
     except (KeyError, TypeError, ValueError, RuntimeError, SafetensorError) as e:
         raise damaged(f'{type(e).__name__}: {e}') from None
+
 
 # %% ../nbs/06_sampling.ipynb 81
 PRETRAINED = Path(mlp_names.__file__).parent / 'pretrained.json'  # pretrained.safetensors beside it
 
+
 @patch(cls_method=True)
 def pretrained(cls: Sampler) -> Sampler:
     "The model shipped with mlp_names (the `best` preset, names.txt), checked; `info`: its record."
-    fix = ('reinstall mlp_names (pip install --force-reinstall mlp_names), or train your own with '
-           '`mlp-names train`')
-    try: return read_weights(PRETRAINED, fix=fix)
+    fix = (
+        'reinstall mlp_names (pip install --force-reinstall mlp_names), or train your own with '
+        '`mlp-names train`'
+    )
+    try:
+        return read_weights(PRETRAINED, fix=fix)
     except FileNotFoundError as e:
         raise UserError(f'the model shipped with mlp_names is missing ({e}); {fix}') from None
+
 
 # %% ../nbs/06_sampling.ipynb 88
 class _LogProbs(torch.nn.Module):
     "The inference network as a torch module: contexts in, next-character log-probabilities out."
-    def __init__(self, net: Sequential): super().__init__(); self.net = net
+
+    def __init__(self, net: Sequential):
+        super().__init__()
+        self.net = net
+
     def forward(self, context: torch.Tensor) -> torch.Tensor:
         return F.log_softmax(self.net(context), dim=1)
+
 
 def onnx_bytes(source: Run | Sampler) -> bytes:
     "The inference network of `source` as ONNX: `context` int64 (B, block_size) -> `log_probs`."
     s = as_sampler(source)
-    try: import onnx
+    try:
+        import onnx
     except ImportError:
-        raise UserError('writing ONNX needs the onnx package (torch exports through it): '
-                        'pip install onnx') from None
+        raise UserError(
+            'writing ONNX needs the onnx package (torch exports through it): pip install onnx'
+        ) from None
     net = inference_net(_unpack(*_pack(s.model, torch.float32)))  # folded, tensors detached
     buf, example = io.BytesIO(), torch.zeros(2, s.block_size, dtype=torch.int64)
     with warnings.catch_warnings(), torch.no_grad():  # it warns that it is the older exporter, and
-        warnings.simplefilter('ignore')               # of FlattenConsecutive's check (true here)
-        torch.onnx.export(_LogProbs(net), (example,), buf, dynamo=False, opset_version=17,
-                          input_names=['context'], output_names=['log_probs'],
-                          dynamic_axes={'context': {0: 'batch'}, 'log_probs': {0: 'batch'}})
+        warnings.simplefilter('ignore')  # of FlattenConsecutive's check (true here)
+        torch.onnx.export(
+            _LogProbs(net),
+            (example,),
+            buf,
+            dynamo=False,
+            opset_version=17,
+            input_names=['context'],
+            output_names=['log_probs'],
+            dynamic_axes={'context': {0: 'batch'}, 'log_probs': {0: 'batch'}},
+        )
     model = onnx.load_from_string(buf.getvalue())
     meta = {'vocab': json.dumps(list(s.vocab.itos)), 'block_size': str(s.block_size)}
     for key, value in meta.items():
         model.metadata_props.add(key=key, value=value)
     return model.SerializeToString()
+
 
 def write_onnx(source: Run | Sampler, path) -> Path:
     "Write `onnx_bytes(source)` to `path`, never leaving a partial file."

@@ -4,40 +4,77 @@
 
 # %% ../nbs/04_train.ipynb 2
 from __future__ import annotations
-import dataclasses, math
+import dataclasses
+import math
 from array import array
 from dataclasses import dataclass, field
-import torch, torch.nn.functional as F
+import torch
+import torch.nn.functional as F
 from .vocab import UserError, Vocab
 from .dataset import build_dataset, split_words
 from .files import build_dataset_fast
-from .layers import LEAKY_GAIN, BatchNorm1d, Embedding, Flatten, LeakyRelu, Linear, Sequential
+from mlp_names.layers import (
+    LEAKY_GAIN,
+    BatchNorm1d,
+    Embedding,
+    Flatten,
+    LeakyRelu,
+    Linear,
+    Sequential,
+)
 from .backward import AutogradStep, ManualStep
 from .fused import FusedStep, matmul_precision
 
 # %% auto 0
-__all__ = ['setting', 'setting_problem', 'TrainConfig', 'scale_as_original', 'build_model', 'evaluate', 'Run', 'new_run',
-           'make_step', 'Callback', 'fit', 'segment_stds', 'flat_ratios', 'update_ratios', 'step_ratios',
-           'RecordUpdateRatios', 'train']
+__all__ = [
+    'setting',
+    'setting_problem',
+    'TrainConfig',
+    'scale_as_original',
+    'build_model',
+    'evaluate',
+    'Run',
+    'new_run',
+    'make_step',
+    'Callback',
+    'fit',
+    'segment_stds',
+    'flat_ratios',
+    'update_ratios',
+    'step_ratios',
+    'RecordUpdateRatios',
+    'train',
+]
+
 
 # %% ../nbs/04_train.ipynb 5
 def setting(default, help: str, lo=None, hi=None, above: bool = False):
     "A `TrainConfig` field with its help text and bounds (`above`: the lower bound itself is not allowed)."
     return field(default=default, metadata={'help': help, 'min': lo, 'max': hi, 'above': above})
 
+
 def setting_problem(f: dataclasses.Field, value) -> str | None:
     "What is wrong with `value` for the field `f` (None if nothing)."
     kind, lo, hi = f.type, f.metadata['min'], f.metadata['max']
-    if kind == 'bool': return None if isinstance(value, bool) else f'must be true or false, got {value!r}'
-    if isinstance(value, bool) or not isinstance(value, (int, float) if kind == 'float' else int) or not math.isfinite(value):
-        return f'must be {"a finite number" if kind == "float" else "a whole number"}, got {value!r}'
+    if kind == 'bool':
+        return None if isinstance(value, bool) else f'must be true or false, got {value!r}'
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, (int, float) if kind == 'float' else int)
+        or not math.isfinite(value)
+    ):
+        return (
+            f'must be {"a finite number" if kind == "float" else "a whole number"}, got {value!r}'
+        )
     if not lo <= value <= hi or (f.metadata['above'] and value == lo):
         return f'must be {"above" if f.metadata["above"] else "at least"} {lo} and at most {hi}, got {value!r}'
+
 
 # %% ../nbs/04_train.ipynb 7
 @dataclass
 class TrainConfig:
     "Everything that defines a training run; the defaults are the original's."
+
     n_embd: int = setting(10, 'size of a character embedding', 1, 1024)
     n_hidden: int = setting(100, 'units per hidden layer', 1, 4096)
     n_layers: int = setting(5, 'hidden Linear → BatchNorm1d → LeakyRelu blocks', 1, 64)
@@ -46,65 +83,102 @@ class TrainConfig:
     max_steps: int = setting(20000, 'training steps', 0, 10**9)
     lr: float = setting(1e-3, 'Adam learning rate', 0, 10, above=True)
     split_seed: int = setting(42, 'seed of the train/validation/test shuffle', 0, 2**63 - 1)
-    init_seed: int = setting(2147483647, 'seed of the weights, then of the minibatches', 0, 2**63 - 1)
-    autograd: bool = setting(False, 'train through autograd instead of the backward pass by hand (chapter 03a)')
+    init_seed: int = setting(
+        2147483647, 'seed of the weights, then of the minibatches', 0, 2**63 - 1
+    )
+    autograd: bool = setting(
+        False, 'train through autograd instead of the backward pass by hand (chapter 03a)'
+    )
     threads: int = setting(1, 'CPU threads while training', 1, 256)
-    bf16: bool = setting(False, 'matrix products from bfloat16-rounded inputs, float32 sums, where the CPU has it (chapter 03b)')
+    bf16: bool = setting(
+        False,
+        'matrix products from bfloat16-rounded inputs, float32 sums, where the CPU has it (chapter 03b)',
+    )
     ud_every: int = setting(20, 'record update-to-data ratios every this many steps', 1, 10**9)
-    checkpoint_every: int = setting(5000, 'save the run every this many steps (0: only at the end)', 0, 10**9)
+    checkpoint_every: int = setting(
+        5000, 'save the run every this many steps (0: only at the end)', 0, 10**9
+    )
 
     def __post_init__(self):
         for f in dataclasses.fields(self):
-            if problem := setting_problem(f, getattr(self, f.name)): raise UserError(f'{type(self).__name__}.{f.name} {problem}')
+            if problem := setting_problem(f, getattr(self, f.name)):
+                raise UserError(f'{type(self).__name__}.{f.name} {problem}')
 
-    def lr_at(self, step: int) -> float: return self.lr  # the original's: constant (chapter 05a adds a schedule)
-    def new_model(self, vocab: Vocab, generator: torch.Generator) -> Sequential: return build_model(self, vocab, generator)
-    def new_step(self, model: Sequential) -> ManualStep | AutogradStep: return make_step(self, model)
+    def lr_at(self, step: int) -> float:
+        return self.lr  # the original's: constant (chapter 05a adds a schedule)
 
-    def to_dict(self) -> dict: return dataclasses.asdict(self)
+    def new_model(self, vocab: Vocab, generator: torch.Generator) -> Sequential:
+        return build_model(self, vocab, generator)
+
+    def new_step(self, model: Sequential) -> ManualStep | AutogradStep:
+        return make_step(self, model)
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
 
     @classmethod
     def from_dict(cls, d: dict) -> TrainConfig:
         "Rebuild a config, refusing unknown keys (they would be silently ignored otherwise)."
-        if 'fused' in d and 'autograd' not in d:  # the name of `autograd` in runs saved before it, with the opposite sense
+        if (
+            'fused' in d and 'autograd' not in d
+        ):  # the name of `autograd` in runs saved before it, with the opposite sense
             d = {**{k: v for k, v in d.items() if k != 'fused'}, 'autograd': not d['fused']}
         if unknown := sorted(set(d) - {f.name for f in dataclasses.fields(cls)}):
             raise UserError(f"unknown {cls.__name__} settings: {unknown}")
         return cls(**d)
 
+
 # %% ../nbs/04_train.ipynb 10
 def scale_as_original(layers: list) -> Sequential:
     "The original's two fixes, then the stack: the last BatchNorm's γ ×0.1, every hidden Linear's weight ×LEAKY_GAIN."
     with torch.no_grad():
-        layers[-1].gamma *= 0.1                 # start close to a uniform prediction
+        layers[-1].gamma *= 0.1  # start close to a uniform prediction
         for layer in layers[:-1]:
-            if isinstance(layer, Linear): layer.weight *= LEAKY_GAIN  # keep the variance through LeakyRelu
+            if isinstance(layer, Linear):
+                layer.weight *= LEAKY_GAIN  # keep the variance through LeakyRelu
     return Sequential(layers)
 
-def build_model(config: TrainConfig, vocab: Vocab, generator: torch.Generator | None = None) -> Sequential:
+
+def build_model(
+    config: TrainConfig, vocab: Vocab, generator: torch.Generator | None = None
+) -> Sequential:
     "The original's MLP: embedding, `n_layers` Linear+BatchNorm1d+LeakyRelu blocks, Linear+BatchNorm1d."
     g = generator if generator is not None else torch.Generator().manual_seed(config.init_seed)
     V, E, H = len(vocab), config.n_embd, config.n_hidden
-    layers = [Embedding(V, E, generator=g), Flatten(),
-              Linear(E * config.block_size, H, generator=g), BatchNorm1d(H), LeakyRelu()]
+    layers = [
+        Embedding(V, E, generator=g),
+        Flatten(),
+        Linear(E * config.block_size, H, generator=g),
+        BatchNorm1d(H),
+        LeakyRelu(),
+    ]
     for _ in range(config.n_layers - 1):
         layers += [Linear(H, H, generator=g), BatchNorm1d(H), LeakyRelu()]
     layers += [Linear(H, V, generator=g), BatchNorm1d(V)]
     return scale_as_original(layers)
+
 
 # %% ../nbs/04_train.ipynb 14
 @torch.no_grad()
 def evaluate(model: Sequential, X: torch.Tensor, Y: torch.Tensor, batch_size: int = 4096) -> float:
     "Mean cross-entropy of `model` on (X, Y), BatchNorm in eval mode, in batches of `batch_size`."
     was_training, _ = model.training, model.eval()
-    try: return sum(F.cross_entropy(model(X[i:i + batch_size]), Y[i:i + batch_size], reduction='sum').item()
-                    for i in range(0, len(X), batch_size)) / len(X)
-    finally: model.train(was_training)
+    try:
+        return sum(
+            F.cross_entropy(
+                model(X[i : i + batch_size]), Y[i : i + batch_size], reduction='sum'
+            ).item()
+            for i in range(0, len(X), batch_size)
+        ) / len(X)
+    finally:
+        model.train(was_training)
+
 
 # %% ../nbs/04_train.ipynb 18
 @dataclass
 class Run:
     "A training run: config, vocabulary, model and its step function, generator state, history, data."
+
     config: TrainConfig
     vocab: Vocab
     model: Sequential
@@ -114,16 +188,22 @@ class Run:
     history: dict = field(default_factory=lambda: {'loss': array('f'), 'ud': [], 'step_ud': []})
     data_path: str | None = None
     data_sha256: str | None = None
-    optimizer = property(lambda self: self.step_fn.optimizer, doc="The optimizer of the training step.")
+    optimizer = property(
+        lambda self: self.step_fn.optimizer, doc="The optimizer of the training step."
+    )
 
     def splits(self, words: list[str]) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
         "The train/val/test tensors of `words`, split as this run was."
         parts = split_words(words, self.config.split_seed)
-        return {name: build_dataset_fast(ws, self.vocab, self.config.block_size) for name, ws in zip(('train', 'val', 'test'), parts)}
+        return {
+            name: build_dataset_fast(ws, self.vocab, self.config.block_size)
+            for name, ws in zip(('train', 'val', 'test'), parts)
+        }
 
     def losses(self, words: list[str]) -> dict[str, float]:
         "Loss of each split of `words`."
         return {name: evaluate(self.model, X, Y) for name, (X, Y) in self.splits(words).items()}
+
 
 # %% ../nbs/04_train.ipynb 20
 def new_run(config: TrainConfig, words: list[str], data_path=None, data_sha256=None) -> Run:
@@ -131,26 +211,47 @@ def new_run(config: TrainConfig, words: list[str], data_path=None, data_sha256=N
     vocab = Vocab.from_words(words)
     split_words(words, config.split_seed)  # refuses too few words now, before anything is built
     model = config.new_model(vocab, g := torch.Generator().manual_seed(config.init_seed))
-    return Run(config, vocab, model, config.new_step(model), g, data_path=data_path, data_sha256=data_sha256)
+    return Run(
+        config,
+        vocab,
+        model,
+        config.new_step(model),
+        g,
+        data_path=data_path,
+        data_sha256=data_sha256,
+    )
+
 
 def make_step(config: TrainConfig, model: Sequential) -> ManualStep | AutogradStep:
     "The original's training step with Adam: by hand, fused (chapters 03a, 03b), or with `config.autograd` through autograd."
     return (AutogradStep if config.autograd else FusedStep)(model, lr=config.lr)
 
+
 # %% ../nbs/04_train.ipynb 23
 class Callback:
     "A piece that plugs into `fit`; override what you need."
-    def before_fit(self, run: Run) -> None: pass
-    def after_step(self, run: Run, loss: float) -> None: pass
-    def after_fit(self, run: Run) -> None: pass
+
+    def before_fit(self, run: Run) -> None:
+        pass
+
+    def after_step(self, run: Run, loss: float) -> None:
+        pass
+
+    def after_fit(self, run: Run) -> None:
+        pass
+
 
 def fit(run: Run, X: torch.Tensor, Y: torch.Tensor, until: int, callbacks=()) -> Run:
     "Train `run` on (X, Y) from its current step up to step `until`."
-    if until < run.step: raise UserError(f"the run is at step {run.step} already; {until} steps would go back")
-    with matmul_precision(run.config.bf16):  # refuses bf16 where the CPU lacks it, before anything is done
+    if until < run.step:
+        raise UserError(f"the run is at step {run.step} already; {until} steps would go back")
+    with matmul_precision(
+        run.config.bf16
+    ):  # refuses bf16 where the CPU lacks it, before anything is done
         threads, _ = torch.get_num_threads(), torch.set_num_threads(run.config.threads)
         run.model.train()
-        for cb in callbacks: cb.before_fit(run)
+        for cb in callbacks:
+            cb.before_fit(run)
         try:
             while run.step < until:
                 ix = torch.randint(0, len(X), (run.config.batch_size,), generator=run.generator)
@@ -158,26 +259,36 @@ def fit(run: Run, X: torch.Tensor, Y: torch.Tensor, until: int, callbacks=()) ->
                 loss = run.step_fn(X[ix], Y[ix])
                 run.step += 1
                 run.history['loss'].append(math.log10(loss))
-                for cb in callbacks: cb.after_step(run, loss)
+                for cb in callbacks:
+                    cb.after_step(run, loss)
         finally:
             torch.set_num_threads(threads)
-            for cb in callbacks: cb.after_fit(run)
+            for cb in callbacks:
+                cb.after_fit(run)
     return run
+
 
 # %% ../nbs/04_train.ipynb 26
 @torch.no_grad()
 def segment_stds(flat: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
     "The standard deviation (unbiased, as `Tensor.std`) of each consecutive segment of `flat`, of the given `lengths`."
-    x, n = flat.double(), lengths.double()             # float64: the sum of squares below cancels digits
-    s1, s2 = torch.segment_reduce(x, 'sum', lengths=lengths), torch.segment_reduce(x * x, 'sum', lengths=lengths)
+    x, n = flat.double(), lengths.double()  # float64: the sum of squares below cancels digits
+    s1, s2 = (
+        torch.segment_reduce(x, 'sum', lengths=lengths),
+        torch.segment_reduce(x * x, 'sum', lengths=lengths),
+    )
     return ((s2 - s1 * s1 / n) / (n - 1)).clamp_(min=0).sqrt_()
+
 
 def flat_ratios(optimizer, before: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     "`update_ratios` and `step_ratios` of an optimizer whose parameters are views of one flat buffer, a few calls in all."
-    lengths = torch.tensor([p.numel() for p in optimizer.params])  # the parameters, in the buffer's order
+    lengths = torch.tensor(
+        [p.numel() for p in optimizer.params]
+    )  # the parameters, in the buffer's order
     data = segment_stds(optimizer.flat, lengths)
     ud = (segment_stds(optimizer.flat_grad, lengths) / data * optimizer.lr).log10_().float()
     return ud, (segment_stds(optimizer.flat - before, lengths) / data).log10_().float()
+
 
 # %% ../nbs/04_train.ipynb 27
 @torch.no_grad()
@@ -185,27 +296,47 @@ def update_ratios(params: list[torch.Tensor], lr: float) -> torch.Tensor:
     "log10(lr * std(grad) / std(data)) of every parameter tensor: the original's ratio."
     return torch.stack([p.grad.std() / p.std() for p in params]).mul_(lr).log10_()
 
+
 @torch.no_grad()
 def step_ratios(before: list[torch.Tensor], params: list[torch.Tensor]) -> torch.Tensor:
     "log10(std(after - before) / std(after)) of every parameter tensor: the step the optimizer took."
     return torch.stack([(p - b).std() / p.std() for b, p in zip(before, params)]).log10_()
 
+
 class RecordUpdateRatios(Callback):
     "Every `config.ud_every` steps, both ratios of every parameter: `history['ud']` and `history['step_ud']`."
-    def keep(self, run):  # the weights before a step that is recorded: one flat copy where the optimizer has them so
+
+    def keep(
+        self, run
+    ):  # the weights before a step that is recorded: one flat copy where the optimizer has them so
         flat = getattr(run.optimizer, 'flat', None)
-        if run.step % run.config.ud_every: self.before = None
-        else: self.before = flat.clone() if flat is not None else [p.detach().clone() for p in run.model.parameters()]
-    def before_fit(self, run): self.keep(run)
+        if run.step % run.config.ud_every:
+            self.before = None
+        else:
+            self.before = (
+                flat.clone()
+                if flat is not None
+                else [p.detach().clone() for p in run.model.parameters()]
+            )
+
+    def before_fit(self, run):
+        self.keep(run)
+
     def after_step(self, run, loss):
-        if isinstance(self.before, torch.Tensor): ud, step_ud = flat_ratios(run.optimizer, self.before)
+        if isinstance(self.before, torch.Tensor):
+            ud, step_ud = flat_ratios(run.optimizer, self.before)
         elif self.before is not None:
             params = run.model.parameters()
             ud, step_ud = update_ratios(params, run.optimizer.lr), step_ratios(self.before, params)
-        if self.before is not None: run.history['ud'].append(ud); run.history['step_ud'].append(step_ud)
+        if self.before is not None:
+            run.history['ud'].append(ud)
+            run.history['step_ud'].append(step_ud)
         self.keep(run)
+
 
 def train(config: TrainConfig, words: list[str], callbacks=()) -> Run:
     "A new run trained on `words` for `config.max_steps` steps, in memory (chapter 05b keeps runs on disk)."
     run = new_run(config, words)
-    return fit(run, *run.splits(words)['train'], config.max_steps, [RecordUpdateRatios(), *callbacks])
+    return fit(
+        run, *run.splits(words)['train'], config.max_steps, [RecordUpdateRatios(), *callbacks]
+    )

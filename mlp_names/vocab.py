@@ -12,30 +12,39 @@ __all__ = ['BOUNDARY', 'UserError', 'shown_letters', 'Vocab']
 # %% ../nbs/00_vocab.ipynb 5
 BOUNDARY = '.'
 
+
 # %% ../nbs/00_vocab.ipynb 7
 class UserError(ValueError):
     "Something the user asked for is wrong (a setting, a file, a name); the message says what, and how to fix it."
 
+
 # %% ../nbs/00_vocab.ipynb 11
 def shown_letters(letters: str, limit: int = 60) -> str:
     "`letters` quoted for a message: in full up to `limit` characters, else their start and how many there are."
-    if len(letters) <= limit and len(full := repr(letters)) <= limit + 2: return full
+    if len(letters) <= limit and len(full := repr(letters)) <= limit + 2:
+        return full
     n = limit - 20
-    while len(start := repr(letters[:n])) > limit - 18: n -= 1  # escapes (\x00) take 4 characters each
+    while len(start := repr(letters[:n])) > limit - 18:
+        n -= 1  # escapes (\x00) take 4 characters each
     return f"{start[:-1]}…{start[-1]} ({len(letters):,} letters)"
+
 
 # %% ../nbs/00_vocab.ipynb 13
 class Vocab:
     "A character vocabulary: `.` is 0, the corpus' sorted characters are 1..n."
+
     def __init__(self, itos: list[str]):
         itos = list(itos)
         if not itos or itos[0] != BOUNDARY:
-            raise UserError(f"a vocabulary must start with the boundary token {BOUNDARY!r}, got {itos[:3]!r}")
+            raise UserError(
+                f"a vocabulary must start with the boundary token {BOUNDARY!r}, got {itos[:3]!r}"
+            )
         for s in itos:
             if not isinstance(s, str) or len(s) != 1:
                 raise UserError(f"every vocabulary symbol must be a single character, got {s!r}")
         dupes = sorted({s for s in itos if itos.count(s) > 1})
-        if dupes: raise UserError(f"the vocabulary lists these symbols more than once: {dupes!r}")
+        if dupes:
+            raise UserError(f"the vocabulary lists these symbols more than once: {dupes!r}")
         self.itos = itos
         self.stoi = {s: i for i, s in enumerate(itos)}
 
@@ -43,39 +52,55 @@ class Vocab:
     def from_words(cls, words: list[str]) -> Vocab:
         "Build the vocabulary of `words`, numbered as in the original notebook."
         words = list(words)
-        if not words: raise UserError("cannot build a vocabulary from an empty list of words")
+        if not words:
+            raise UserError("cannot build a vocabulary from an empty list of words")
         for i, w in enumerate(words):
             if BOUNDARY in w:
-                raise UserError(f"word {i} ({shown_letters(w)}) contains {BOUNDARY!r}, which is reserved as the "
-                                 "start/end token; remove or replace it in the data")
+                raise UserError(
+                    f"word {i} ({shown_letters(w)}) contains {BOUNDARY!r}, which is reserved as the "
+                    "start/end token; remove or replace it in the data"
+                )
         return cls([BOUNDARY] + sorted(set(''.join(words))))
 
-    def __len__(self) -> int: return len(self.itos)
-    def __eq__(self, other) -> bool: return isinstance(other, Vocab) and self.itos == other.itos
-    def __repr__(self) -> str: return f"Vocab({len(self)} symbols: {shown_letters(''.join(self.itos))})"
+    def __len__(self) -> int:
+        return len(self.itos)
+
+    def __eq__(self, other) -> bool:
+        return isinstance(other, Vocab) and self.itos == other.itos
+
+    def __repr__(self) -> str:
+        return f"Vocab({len(self)} symbols: {shown_letters(''.join(self.itos))})"
+
 
 # %% ../nbs/00_vocab.ipynb 16
 @patch
 def encode(self: Vocab, s: str) -> list[int]:
     "The indices of the characters of `s`."
-    try: return [self.stoi[c] for c in s]
+    try:
+        return [self.stoi[c] for c in s]
     except KeyError as e:
-        raise UserError(f"character {e.args[0]!r} in {shown_letters(s)} is not in the vocabulary "
-                         f"({shown_letters(''.join(self.itos))})") from None
+        raise UserError(
+            f"character {e.args[0]!r} in {shown_letters(s)} is not in the vocabulary "
+            f"({shown_letters(''.join(self.itos))})"
+        ) from None
+
 
 @patch
 def decode(self: Vocab, ids) -> str:
     "The string spelled by the indices `ids`."
     ids = [int(i) for i in ids]
     bad = [i for i in ids if not 0 <= i < len(self.itos)]
-    if bad: raise UserError(f"indices {bad} are outside the vocabulary (0..{len(self.itos) - 1})")
+    if bad:
+        raise UserError(f"indices {bad} are outside the vocabulary (0..{len(self.itos) - 1})")
     return ''.join(self.itos[i] for i in ids)
+
 
 # %% ../nbs/00_vocab.ipynb 18
 @patch
 def to_dict(self: Vocab) -> dict:
     "Plain data (for a checkpoint or JSON)."
     return {'itos': list(self.itos)}
+
 
 @patch(cls_method=True)
 def from_dict(cls: Vocab, d: dict) -> Vocab:
