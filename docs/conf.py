@@ -45,8 +45,8 @@ autodoc_member_order = 'bysource'
 autodoc_typehints = 'signature'
 add_module_names = False
 
-# sphinx-book-theme, the Jupyter Book theme (on pydata-sphinx-theme): the chapter list on the left, the page's
-# sections in the header's menu (no right-hand column), so the text and code get the rest of the width
+# sphinx-book-theme, the Jupyter Book theme (on pydata-sphinx-theme): everything but the page in the left sidebar,
+# no right-hand column, so the text and the code get the rest of the width (docs/static/book.css)
 html_theme = 'sphinx_book_theme'
 html_title = project
 # the first visit has no stored light/dark choice: the theme starts light (an empty mode is logged as an error)
@@ -55,12 +55,14 @@ html_static_path = ['static']
 html_css_files = ['book.css']
 html_extra_path = ['try']
 templates_path = ['templates']
-html_sidebars = {'**': ['navbar-logo.html', 'search-button-field.html', 'sbt-sidebar-nav.html', 'try_link.html', 'page-toc.html']}
+# left: the title, the search box, the chapter list, the name generator, then the sections of this page
+html_sidebars = {'**': ['navbar-logo.html', 'search-button-field.html', 'sbt-sidebar-nav.html', 'try_link.html',
+                        'page-toc.html']}
 html_theme_options = {
     'home_page_in_toc': True,
     'navbar_persistent': [],  # the search box is in the sidebar: no header bar above the page
     'show_navbar_depth': 1,
-    'secondary_sidebar_items': [],  # the page's sections: in the header's "Contents" menu instead
+    'secondary_sidebar_items': [],  # no right-hand column: the page's sections are in the left sidebar
     'show_toc_level': 2,
     'use_download_button': False,  # the download button offers the page's source, which is not copied
     'use_fullscreen_button': False,

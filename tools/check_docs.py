@@ -4,14 +4,14 @@ box and the name generator.
 `python tools/check_docs.py [--site _docs]` loads each *.html page of the site, waits for MathJax, saves a
 full-page screenshot to <site>/screens/<page>.png, and exits non-zero if a page logged a console error, threw,
 failed to load a file, asked for anything outside file://, showed an image that did not load, or has math that
-MathJax could not typeset. On every chapter page, at 1280 px, no `pre` block may be wider than its box (code that
-scrolls sideways), and a line of 100 characters (ruff's limit) must fit the code column: it prints how many
-characters the column shows. Chapters 02, 04 and 06 are also shot at a code cell, as a reader sees them
-(<site>/screens/<page>-1280x900.png). Then: a search for "backward" typed into the search box must list chapter
-03a first; and try.html must give, for five contexts, the next-character probabilities that mlp_names.sampling
-gives for the same exported model (within 1e-5), and 200 names drawn with prefix "ma", lengths 5-8 and "new" that
-all meet those controls. It drives Debian's Chromium (`apt-get install -y chromium`) through the DevTools
-protocol.
+MathJax could not typeset. On every chapter page and the guide, at 1280 px, no `pre` block may be wider
+than its box (code that scrolls sideways), and a line of 100 characters (ruff's limit) must fit the code
+column: it prints how many characters the column shows. Chapters 02, 04 and 06 are also shot at a code cell,
+as a reader sees them (<site>/screens/<page>-1280x900.png). Then: a search for "backward" typed into the search
+box must list chapter 03a first; and try.html must give, for five contexts, the next-character probabilities that
+mlp_names.sampling gives for the same exported model (within 1e-5), and 200 names drawn with prefix "ma", lengths
+5-8 and "new" that all meet those controls. It drives Debian's Chromium (`apt-get install -y chromium`) through the
+DevTools protocol.
 """
 import argparse, base64, itertools, json, os, shutil, subprocess, sys, tempfile, time, urllib.request
 from pathlib import Path
@@ -51,7 +51,7 @@ CODE_WIDTH = '''(() => {
     first: (p.textContent.split('\\n').find(l => l.trim()) || '').trim().slice(0, 100),
     longest: Math.max(...p.textContent.split('\\n').map(l => l.length)),
     scroll: p.scrollWidth, box: p.clientWidth}));
-  const code = document.querySelector('div.cell_input pre');
+  const code = document.querySelector('div.cell_input pre') || document.querySelector('div.highlight pre');
   let shown = null;
   if (code) {
     const cs = getComputedStyle(code), probe = document.createElement('span');
@@ -73,7 +73,8 @@ SCROLL_TO_CODE = '''(() => {
   const cells = [...document.querySelectorAll('div.cell_input pre')];
   const longest = c => Math.max(...c.textContent.split('\\n').map(l => l.length));
   const fits = cells.filter(c => longest(c) <= %d);
-  const best = (fits.length ? fits : cells).reduce((a, c) => longest(c) > longest(a) ? c : a, (fits.length ? fits : cells)[0]);
+  const pool = fits.length ? fits : cells;
+  const best = pool.reduce((a, c) => longest(c) > longest(a) ? c : a, pool[0]);
   if (!best) return null;
   window.scrollTo(0, best.getBoundingClientRect().top + window.scrollY - 120);
   return longest(best);
@@ -199,7 +200,8 @@ def wait_until(browser: Browser, expression: str, what: str, timeout: float = PA
 
 
 def is_chapter(page: Path) -> bool:
-    return page.stem[:2].isdigit()
+    "A chapter's page (00_vocab.html ...), or the guide: the pages whose code must fit."
+    return page.stem[:2].isdigit() or page.stem == 'guide'
 
 
 def check_page(browser: Browser, page: Path, shot: Path) -> list:
