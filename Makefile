@@ -88,13 +88,14 @@ PRETRAINED_ARGS ?= --run runs/best
 pretrained: setup-dev
 	$(BIN)/python tools/pretrained.py $(PRETRAINED_ARGS)
 
-# the book as a website in _docs/ (open _docs/index.html), built by Sphinx + MyST-NB (docs/conf.py) from the
-# notebooks' stored outputs: nothing re-runs. -W: any warning fails the build; -E: every page is read afresh
+# the book as a website in _docs/ (open _docs/index.html), built by Sphinx + MyST-NB with sphinx-book-theme
+# (docs/conf.py) from the notebooks' stored outputs: nothing re-runs. -W: any warning fails the build; -E: every page is read afresh
 docs: setup-dev
 	$(BIN)/python -m sphinx -W --keep-going -E -q -b html -c docs -d _build/doctrees nbs _docs
 
 # every page in headless Chromium from file://: fails on a console error, a network request, an image that does
-# not load or a TeX error; then the search box and the name generator of try.html; screenshots go to
-# _docs/screens/. Needs Debian's Chromium: apt-get update && apt-get install -y chromium
+# not load or a TeX error, and on a chapter page whose code scrolls sideways at 1280 px (a `pre` wider than its box,
+# or a column that shows fewer than 100 characters); then the search box and the name generator of try.html;
+# screenshots go to _docs/screens/. Needs Debian's Chromium: apt-get update && apt-get install -y chromium
 docs-check: docs
 	$(BIN)/python tools/check_docs.py

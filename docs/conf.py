@@ -45,14 +45,30 @@ autodoc_member_order = 'bysource'
 autodoc_typehints = 'signature'
 add_module_names = False
 
-html_theme = 'alabaster'
+# sphinx-book-theme, the Jupyter Book theme (on pydata-sphinx-theme): everything but the page in the left sidebar,
+# no right-hand column, so the text and the code get the rest of the width (docs/static/book.css)
+html_theme = 'sphinx_book_theme'
 html_title = project
+# the first visit has no stored light/dark choice: the theme starts light (an empty mode is logged as an error)
+html_context = {'default_mode': 'light'}
 html_static_path = ['static']
 html_css_files = ['book.css']
 html_extra_path = ['try']
 templates_path = ['templates']
-html_sidebars = {'**': ['about.html', 'searchbox.html', 'try_link.html', 'navigation.html', 'relations.html']}
-html_theme_options = {'description': SETTINGS['description'], 'fixed_sidebar': False, 'show_relbars': True}
+# left: the title, the search box, the chapter list, the name generator, then the sections of this page
+html_sidebars = {'**': ['navbar-logo.html', 'search-button-field.html', 'sbt-sidebar-nav.html', 'try_link.html',
+                        'page-toc.html']}
+html_theme_options = {
+    'home_page_in_toc': True,
+    'navbar_persistent': [],  # the search box is in the sidebar: no header bar above the page
+    'show_navbar_depth': 1,
+    'secondary_sidebar_items': [],  # no right-hand column: the page's sections are in the left sidebar
+    'show_toc_level': 2,
+    'use_download_button': False,  # the download button offers the page's source, which is not copied
+    'use_fullscreen_button': False,
+    'navigation_with_keys': False,
+    'footer_content_items': ['copyright.html'],
+}
 html_show_sourcelink = False
 html_copy_source = False
 html_show_search_summary = False  # summaries are fetched from the pages, which file:// does not allow

@@ -196,3 +196,36 @@ def test_the_sites_model_is_the_one_shipped_with_the_package(site):
     script = (site / 'model.js').read_text(encoding='utf-8')
     text = (site / 'model.json').read_text(encoding='utf-8')
     assert script == f'window.MLP_NAMES_EXPORT = {text};\n'
+
+
+def test_the_theme_is_the_pinned_book_theme():
+    "The site's theme is sphinx-book-theme, pinned exactly in settings.ini with the pydata-sphinx-theme it requires."
+    from importlib.metadata import version
+    conf = _conf()
+    assert conf.html_theme == 'sphinx_book_theme'
+    pins = dict(r.split('==') for r in conf.SETTINGS['dev_requirements'].split() if '==' in r)
+    for package in ('sphinx-book-theme', 'pydata-sphinx-theme', 'sphinx', 'myst-nb'):
+        assert pins.get(package) == version(package), (package, pins.get(package), version(package))
+    # no right-hand column: the page's sections are in the left sidebar, so code gets the width
+    assert conf.html_theme_options['secondary_sidebar_items'] == []
+    assert 'page-toc.html' in conf.html_sidebars['**']
+
+
+def _guide_prose() -> list:
+    "The guide's paragraphs of prose: blocks between blank lines, outside code fences, tables, lists and images."
+    text = re.sub(r'```.*?```', '', (NBS / 'guide.md').read_text(encoding='utf-8'), flags=re.S)
+    paras = [p.strip('\n') for p in text.split('\n\n') if p.strip()]
+    return [p for p in paras if not re.match(r'\s*(\||- |!\[|#)', p)]
+
+
+def test_the_guide_is_a_manual():
+    "Paragraphs of at most 8 lines; the commands a reader types are there; no engineering log."
+    guide = (NBS / 'guide.md').read_text(encoding='utf-8')
+    long = [(len(p.splitlines()), p[:60]) for p in _guide_prose() if len(p.splitlines()) > 8]
+    assert not long, f'paragraphs over 8 lines: {long}'
+    for needed in ('make speedrun', 'make bench', 'make results', '--minutes', '--muon', '--bf16', '--autograd',
+                   'make docs', 'make docs-check', 'bench/memory.py', 'MAX_DATA_BYTES', '## Speed: time to a target'):
+        assert needed in guide, needed
+    prose = '\n'.join(_guide_prose())
+    for log_word in ('busier day', 'session', 'on the day of', "another machine's", 'helper', 'issue'):
+        assert log_word not in prose, log_word

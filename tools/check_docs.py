@@ -4,10 +4,14 @@ box and the name generator.
 `python tools/check_docs.py [--site _docs]` loads each *.html page of the site, waits for MathJax, saves a
 full-page screenshot to <site>/screens/<page>.png, and exits non-zero if a page logged a console error, threw,
 failed to load a file, asked for anything outside file://, showed an image that did not load, or has math that
-MathJax could not typeset. Then: a search for "backward" typed into the search box must list chapter 03a first;
-and try.html must give, for five contexts, the next-character probabilities that mlp_names.sampling gives for the
-same exported model (within 1e-5), and 200 names drawn with prefix "ma", lengths 5-8 and "new" that all meet
-those controls. It drives Debian's Chromium (`apt-get install -y chromium`) through the DevTools protocol.
+MathJax could not typeset. On every chapter page and the guide, at 1280 px, no `pre` block may be wider
+than its box (code that scrolls sideways), and a line of 100 characters (ruff's limit) must fit the code
+column: it prints how many characters the column shows. Chapters 02, 04 and 06 are also shot at a code cell,
+as a reader sees them (<site>/screens/<page>-1280x900.png). Then: a search for "backward" typed into the search
+box must list chapter 03a first; and try.html must give, for five contexts, the next-character probabilities that
+mlp_names.sampling gives for the same exported model (within 1e-5), and 200 names drawn with prefix "ma", lengths
+5-8 and "new" that all meet those controls. It drives Debian's Chromium (`apt-get install -y chromium`) through the
+DevTools protocol.
 """
 import argparse, base64, itertools, json, os, shutil, subprocess, sys, tempfile, time, urllib.request
 from pathlib import Path
@@ -22,6 +26,8 @@ BROWSERS = ('chromium', 'chromium-browser', 'google-chrome', 'google-chrome-stab
 INSTALL_HINT = 'install Debian\'s Chromium with `apt-get update && apt-get install -y chromium`, or pass --browser PATH'
 WIDTH, HEIGHT = 1280, 900
 PAGE_TIMEOUT = 60  # seconds for one page to load and typeset
+LINE_LIMIT = 100  # characters a line of code may have (ruff's line-length): the code column must show them
+SHOT_AT_CODE = ('02_layers', '04_train', '06_sampling')  # chapters shot at a code cell, 1280x900
 
 # runs in the page after load: MathJax's typesetting finished, then what did not render
 PAGE_PROBLEMS = '''(async () => {
@@ -35,6 +41,44 @@ PAGE_PROBLEMS = '''(async () => {
     problems.push('MathJax did not start');
   return [...new Set(problems)];
 })()'''
+
+
+# runs in a chapter page: the `pre` blocks wider than their box (each with its first line), and how many characters
+# of code the column shows, measured by a line of LINE_LIMIT characters set in the first code cell's font
+CODE_WIDTH = '''(() => {
+  const pres = [...document.querySelectorAll('article pre, .bd-article pre, div.body pre')];
+  const wide = [...new Set(pres)].filter(p => p.scrollWidth > p.clientWidth + 1).map(p => ({
+    first: (p.textContent.split('\\n').find(l => l.trim()) || '').trim().slice(0, 100),
+    longest: Math.max(...p.textContent.split('\\n').map(l => l.length)),
+    scroll: p.scrollWidth, box: p.clientWidth}));
+  const code = document.querySelector('div.cell_input pre') || document.querySelector('div.highlight pre');
+  let shown = null;
+  if (code) {
+    const cs = getComputedStyle(code), probe = document.createElement('span');
+    probe.textContent = 'x'.repeat(%d);
+    probe.style.cssText = 'position:absolute;visibility:hidden;white-space:pre';
+    probe.style.font = cs.font;
+    code.appendChild(probe);
+    const perChar = probe.getBoundingClientRect().width / %d;
+    probe.remove();
+    const inner = code.clientWidth - parseFloat(cs.paddingLeft) - parseFloat(cs.paddingRight);
+    shown = Math.floor(inner / perChar + 1e-6);
+  }
+  return {wide, shown, blocks: pres.length};
+})()''' % (LINE_LIMIT, LINE_LIMIT)
+
+# scrolls the code cell worth showing (the first whose longest line is the page's longest, up to LINE_LIMIT) to the
+# top of the window, below the sticky header
+SCROLL_TO_CODE = '''(() => {
+  const cells = [...document.querySelectorAll('div.cell_input pre')];
+  const longest = c => Math.max(...c.textContent.split('\\n').map(l => l.length));
+  const fits = cells.filter(c => longest(c) <= %d);
+  const pool = fits.length ? fits : cells;
+  const best = pool.reduce((a, c) => longest(c) > longest(a) ? c : a, pool[0]);
+  if (!best) return null;
+  window.scrollTo(0, best.getBoundingClientRect().top + window.scrollY - 120);
+  return longest(best);
+})()''' % LINE_LIMIT
 
 
 class Browser:
@@ -155,12 +199,21 @@ def wait_until(browser: Browser, expression: str, what: str, timeout: float = PA
         time.sleep(0.2)
 
 
+def is_chapter(page: Path) -> bool:
+    "A chapter's page (00_vocab.html ...), or the guide: the pages whose code must fit."
+    return page.stem[:2].isdigit() or page.stem == 'guide'
+
+
 def check_page(browser: Browser, page: Path, shot: Path) -> list:
     load(browser, page)
     try:
         problems = list(evaluate(browser, PAGE_PROBLEMS) or [])
     except RuntimeError as e:
         problems = [f'page check failed: {e}']
+    if is_chapter(page):
+        problems += check_code_width(browser, page)
+        if page.stem in SHOT_AT_CODE:
+            problems += shoot_code_cell(browser, page, shot.with_name(f'{page.stem}-{WIDTH}x{HEIGHT}.png'))
     # full page: let the viewport grow to the page's height for the shot, then restore it
     size = browser.call('Page.getLayoutMetrics')['cssContentSize']
     height = max(HEIGHT, int(size['height']))
@@ -169,17 +222,62 @@ def check_page(browser: Browser, page: Path, shot: Path) -> list:
         png = browser.call('Page.captureScreenshot', format='png', captureBeyondViewport=True)['data']
     finally:
         browser.call('Emulation.clearDeviceMetricsOverride')
+    save_png(shot, png)
+    return console_errors(browser.events) + problems
+
+
+def save_png(shot: Path, png: str):
     shot.parent.mkdir(parents=True, exist_ok=True)
     tmp = shot.with_suffix('.png.tmp')
     tmp.write_bytes(base64.b64decode(png))
     os.replace(tmp, shot)
-    return console_errors(browser.events) + problems
+
+
+def check_code_width(browser: Browser, page: Path) -> list:
+    """At WIDTH px: no `pre` block wider than its box, and a line of LINE_LIMIT characters fits the code column."""
+    browser.call('Emulation.setDeviceMetricsOverride', width=WIDTH, height=HEIGHT, deviceScaleFactor=1, mobile=False)
+    try:
+        found = evaluate(browser, CODE_WIDTH)
+    finally:
+        browser.call('Emulation.clearDeviceMetricsOverride')
+    problems = []
+    shown = found['shown']
+    if shown is not None and shown < LINE_LIMIT:
+        problems.append(f'{page.name}: the code column shows {shown} characters at {WIDTH} px, '
+                        f'fewer than a line of {LINE_LIMIT}')
+    for w in found['wide']:
+        problems.append(f'{page.name}: a block scrolls sideways at {WIDTH} px ({w["scroll"]} px in a {w["box"]} px '
+                        f'box, longest line {w["longest"]} characters): {w["first"]!r}')
+    print(f'     {page.name}: {found["blocks"]} blocks, {len(found["wide"])} wider than their box; '
+          f'the code column shows {shown} characters at {WIDTH} px')
+    return problems
+
+
+def shoot_code_cell(browser: Browser, page: Path, shot: Path) -> list:
+    """A screenshot of the window, WIDTH x HEIGHT, scrolled to the page's widest code cell that keeps LINE_LIMIT."""
+    browser.call('Emulation.setDeviceMetricsOverride', width=WIDTH, height=HEIGHT, deviceScaleFactor=1, mobile=False)
+    try:
+        longest = evaluate(browser, SCROLL_TO_CODE)
+        time.sleep(0.3)  # the sticky header settles after the scroll
+        png = browser.call('Page.captureScreenshot', format='png')['data']
+        evaluate(browser, 'window.scrollTo(0, 0)')
+    finally:
+        browser.call('Emulation.clearDeviceMetricsOverride')
+    if longest is None:
+        return [f'{page.name}: no code cell to show']
+    save_png(shot, png)
+    print(f'     {page.name}: shot at a code cell whose longest line has {longest} characters  -> {shot}')
+    return []
 
 
 def check_search(browser: Browser, site: Path) -> list:
     """Type "backward" into the search box of the home page and press Enter: chapter 03a must come first."""
     load(browser, site / 'index.html')
-    evaluate(browser, 'document.querySelector(\'input[name="q"]\').focus()')
+    # the theme's search field is a button that opens a dialog with the search box: click it as a reader would
+    evaluate(browser, "document.querySelector('.search-button__button, .search-button-field')?.click()")
+    wait_until(browser, "document.activeElement && document.activeElement.name === 'q' || "
+               "(document.querySelector('input[name=\"q\"]')?.focus(), document.activeElement?.name === 'q')",
+               'the search box did not take the focus')
     browser.call('Input.insertText', text='backward')
     for kind in ('keyDown', 'keyUp'):
         browser.call('Input.dispatchKeyEvent', type=kind, key='Enter', code='Enter', windowsVirtualKeyCode=13,
