@@ -7,59 +7,22 @@ from __future__ import annotations
 from fastcore.basics import patch
 
 # %% auto 0
-__all__ = ['BOUNDARY', 'UserError', 'shown_letters', 'Vocab']
+__all__ = ['BOUNDARY', 'Vocab', 'UserError', 'shown_letters']
 
 # %% ../nbs/00_vocab.ipynb 5
-BOUNDARY = '.'
+BOUNDARY = '.'  # the start and the end of every name; always index 0
 
 
-# %% ../nbs/00_vocab.ipynb 7
-class UserError(ValueError):
-    "Something the user asked for is wrong (a setting, a file, a name); the message says what, and how to fix it."
-
-
-# %% ../nbs/00_vocab.ipynb 11
-def shown_letters(letters: str, limit: int = 60) -> str:
-    "`letters` quoted for a message: in full up to `limit` characters, else their start and how many there are."
-    if len(letters) <= limit and len(full := repr(letters)) <= limit + 2:
-        return full
-    n = limit - 20
-    while len(start := repr(letters[:n])) > limit - 18:
-        n -= 1  # escapes (\x00) take 4 characters each
-    return f"{start[:-1]}…{start[-1]} ({len(letters):,} letters)"
-
-
-# %% ../nbs/00_vocab.ipynb 13
 class Vocab:
     "A character vocabulary: `.` is 0, the corpus' sorted characters are 1..n."
 
     def __init__(self, itos: list[str]):
-        itos = list(itos)
-        if not itos or itos[0] != BOUNDARY:
-            raise UserError(
-                f"a vocabulary must start with the boundary token {BOUNDARY!r}, got {itos[:3]!r}"
-            )
-        for s in itos:
-            if not isinstance(s, str) or len(s) != 1:
-                raise UserError(f"every vocabulary symbol must be a single character, got {s!r}")
-        dupes = sorted({s for s in itos if itos.count(s) > 1})
-        if dupes:
-            raise UserError(f"the vocabulary lists these symbols more than once: {dupes!r}")
-        self.itos = itos
-        self.stoi = {s: i for i, s in enumerate(itos)}
+        self.itos = list(itos)
+        self.stoi = {s: i for i, s in enumerate(self.itos)}
 
     @classmethod
     def from_words(cls, words: list[str]) -> Vocab:
         "Build the vocabulary of `words`, numbered as in the original notebook."
-        words = list(words)
-        if not words:
-            raise UserError("cannot build a vocabulary from an empty list of words")
-        for i, w in enumerate(words):
-            if BOUNDARY in w:
-                raise UserError(
-                    f"word {i} ({shown_letters(w)}) contains {BOUNDARY!r}, which is reserved as the "
-                    "start/end token; remove or replace it in the data"
-                )
         return cls([BOUNDARY] + sorted(set(''.join(words))))
 
     def __len__(self) -> int:
@@ -69,33 +32,23 @@ class Vocab:
         return isinstance(other, Vocab) and self.itos == other.itos
 
     def __repr__(self) -> str:
-        return f"Vocab({len(self)} symbols: {shown_letters(''.join(self.itos))})"
+        return f"Vocab({len(self)} symbols: {''.join(self.itos)!r})"
 
 
-# %% ../nbs/00_vocab.ipynb 16
+# %% ../nbs/00_vocab.ipynb 10
 @patch
 def encode(self: Vocab, s: str) -> list[int]:
     "The indices of the characters of `s`."
-    try:
-        return [self.stoi[c] for c in s]
-    except KeyError as e:
-        raise UserError(
-            f"character {e.args[0]!r} in {shown_letters(s)} is not in the vocabulary "
-            f"({shown_letters(''.join(self.itos))})"
-        ) from None
+    return [self.stoi[c] for c in s]
 
 
 @patch
 def decode(self: Vocab, ids) -> str:
-    "The string spelled by the indices `ids`."
-    ids = [int(i) for i in ids]
-    bad = [i for i in ids if not 0 <= i < len(self.itos)]
-    if bad:
-        raise UserError(f"indices {bad} are outside the vocabulary (0..{len(self.itos) - 1})")
-    return ''.join(self.itos[i] for i in ids)
+    "The string spelled by the indices `ids` (integers, or a tensor of them)."
+    return ''.join(self.itos[int(i)] for i in ids)
 
 
-# %% ../nbs/00_vocab.ipynb 18
+# %% ../nbs/00_vocab.ipynb 13
 @patch
 def to_dict(self: Vocab) -> dict:
     "Plain data (for a checkpoint or JSON)."
@@ -105,6 +58,95 @@ def to_dict(self: Vocab) -> dict:
 @patch(cls_method=True)
 def from_dict(cls: Vocab, d: dict) -> Vocab:
     "Rebuild a vocabulary saved with `to_dict`."
+    return cls(d['itos'])
+
+
+# %% ../nbs/00_vocab.ipynb 23
+class UserError(ValueError):
+    "A wrong setting, file or name from the user; the message says what is wrong and how to fix it."
+
+
+# %% ../nbs/00_vocab.ipynb 26
+def shown_letters(letters: str, limit: int = 60) -> str:
+    "`letters` quoted for a message: in full up to `limit` characters, else the start and how many."
+    if len(letters) <= limit and len(full := repr(letters)) <= limit + 2:
+        return full
+    n = limit - 20
+    while len(start := repr(letters[:n])) > limit - 18:
+        n -= 1  # escapes (\x00) take 4 characters each
+    return f"{start[:-1]}…{start[-1]} ({len(letters):,} letters)"
+
+
+# %% ../nbs/00_vocab.ipynb 29
+_init, _from_words = Vocab.__init__, Vocab.from_words.__func__
+
+
+@patch
+def __init__(self: Vocab, itos: list[str]):
+    "Number the symbols `itos`, once they are checked to be an alphabet."
+    itos = list(itos)
+    if not itos or itos[0] != BOUNDARY:
+        raise UserError(
+            f"a vocabulary must start with the boundary token {BOUNDARY!r}, got {itos[:3]!r}"
+        )
+    for s in itos:
+        if not isinstance(s, str) or len(s) != 1:
+            raise UserError(f"every vocabulary symbol must be a single character, got {s!r}")
+    dupes = sorted({s for s in itos if itos.count(s) > 1})
+    if dupes:
+        raise UserError(f"the vocabulary lists these symbols more than once: {dupes!r}")
+    _init(self, itos)
+
+
+@patch(cls_method=True)
+def from_words(cls: Vocab, words: list[str]) -> Vocab:
+    "Build the vocabulary of `words`, numbered as in the original notebook."
+    words = list(words)
+    if not words:
+        raise UserError("cannot build a vocabulary from an empty list of words")
+    for i, w in enumerate(words):
+        if BOUNDARY in w:
+            raise UserError(
+                f"word {i} ({shown_letters(w)}) contains {BOUNDARY!r}, which is reserved as the "
+                "start/end token; remove or replace it in the data"
+            )
+    return _from_words(cls, words)
+
+
+@patch
+def __repr__(self: Vocab) -> str:
+    return f"Vocab({len(self)} symbols: {shown_letters(''.join(self.itos))})"
+
+
+# %% ../nbs/00_vocab.ipynb 31
+_encode, _decode, _from_dict = Vocab.encode, Vocab.decode, Vocab.from_dict.__func__
+
+
+@patch
+def encode(self: Vocab, s: str) -> list[int]:
+    "The indices of the characters of `s`."
+    try:
+        return _encode(self, s)
+    except KeyError as e:
+        raise UserError(
+            f"character {e.args[0]!r} in {shown_letters(s)} is not in the vocabulary "
+            f"({shown_letters(''.join(self.itos))})"
+        ) from None
+
+
+@patch
+def decode(self: Vocab, ids) -> str:
+    "The string spelled by the indices `ids` (integers, or a tensor of them)."
+    ids = [int(i) for i in ids]
+    bad = [i for i in ids if not 0 <= i < len(self.itos)]
+    if bad:
+        raise UserError(f"indices {bad} are outside the vocabulary (0..{len(self.itos) - 1})")
+    return _decode(self, ids)
+
+
+@patch(cls_method=True)
+def from_dict(cls: Vocab, d: dict) -> Vocab:
+    "Rebuild a vocabulary saved with `to_dict`."
     if not isinstance(d, dict) or not isinstance(d.get('itos'), list):
         raise UserError(f"expected a dict with an 'itos' list, got {type(d).__name__}")
-    return cls(d['itos'])
+    return _from_dict(cls, d)
