@@ -32,7 +32,7 @@ __all__ = [
 
 # %% ../nbs/05_diagnostics.ipynb 7
 def inspect_batch(run: Run, words: list[str], batch_size: int = 512, seed: int = 0) -> float:
-    "Forward and backward one training batch of `words` through the plain layers, keeping each layer's `.out` and its grad."
+    "One batch of `words` forward and backward through the plain layers; keeps `.out` and grads."
     X, Y = run.splits(words)['train']
     ix = torch.randint(0, len(X), (batch_size,), generator=torch.Generator().manual_seed(seed))
     model = run.model
@@ -179,7 +179,7 @@ def plot_weight_grads(model: Sequential) -> Figure:
 
 # %% ../nbs/05_diagnostics.ipynb 27
 def _plot_ratios(run: Run, key: str, title: str, ylabel: str) -> Figure:
-    "log10 ratios recorded in `run.history[key]` of every 2-D parameter over training, with the 1e-3 guide."
+    "log10 ratios in `run.history[key]` of every 2-D parameter over training, with the 1e-3 guide."
     fig = Figure(figsize=(12, 4), layout='constrained')
     ax = fig.subplots()
     ratios = (
@@ -210,7 +210,7 @@ def plot_update_ratios(run: Run) -> Figure:
 
 # %% ../nbs/05_diagnostics.ipynb 32
 def plot_step_ratios(run: Run) -> Figure:
-    "Graph 5: log10(std(Δp)/std(p)) of every 2-D parameter over training, Δp the step the optimizer took."
+    "Graph 5: log10(std(Δp)/std(p)) of every 2-D parameter over training, Δp the optimizer's step."
     return _plot_ratios(
         run,
         'step_ud',
@@ -244,7 +244,7 @@ GRAPH_FILES = ('graph1.png', 'graph2.png', 'graph3.png', 'graph4.png', 'graph5.p
 
 
 def save_graphs(run: Run, out_dir, words: list[str], dpi: int = 100) -> list[Path]:
-    "Write graph1.png … graph5.png and loss.png of `run` to `out_dir`; the inspection batch is one of `words`."
+    "Write graph1.png … graph5.png and loss.png of `run` to `out_dir`, inspecting `words`."
     inspect_batch(run, words)
     figures = [
         plot_activations(run.model),

@@ -105,7 +105,7 @@ def state_sha256(state: dict) -> str:
 
 
 def nonfinite_part(state: dict) -> str | None:
-    "The first tensor of the model or the optimizer in `state` that holds a NaN or an infinity (None if none)."
+    "The first tensor of the model or optimizer in `state` holding a NaN or an infinity (or None)."
 
     def walk(obj, where):
         if isinstance(obj, torch.Tensor):
@@ -126,7 +126,7 @@ def nonfinite_part(state: dict) -> str | None:
 
 # %% ../nbs/05b_runs.ipynb 9
 def run_state(run: Run) -> dict:
-    "Everything `run` has, as tensors and plain data: what `run.pt` holds (with its `sha256`, added by `save_run`)."
+    "Everything `run` has, as tensors and plain data: `run.pt` (`save_run` adds `sha256`)."
     n_params = len(run.model.parameters())
     history = {
         'loss': torch.tensor(run.history['loss'], dtype=torch.float32),
@@ -150,11 +150,12 @@ def run_state(run: Run) -> dict:
 
 
 def save_run(run: Run, run_dir) -> Path:
-    "Write `run` to `run_dir/run.pt` atomically with its checksum, then its readable summary `run.json`; never a NaN."
+    "Write `run` to `run_dir/run.pt` atomically with its checksum, then `run.json`; never a NaN."
     run_dir, state = Path(run_dir), run_state(run)
     if bad := nonfinite_part(state):
         raise NonFiniteError(
-            f"not saved at step {run.step}: {bad} holds NaN or infinity; {run_dir} keeps what it had"
+            f"not saved at step {run.step}: {bad} holds NaN or infinity; "
+            f"{run_dir} keeps what it had"
         )
     state['sha256'] = state_sha256(state)
     for leftover in stale_temporaries(run_dir):
@@ -175,7 +176,8 @@ def save_run(run: Run, run_dir) -> Path:
 # %% ../nbs/05b_runs.ipynb 11
 def _unreadable(path: Path, why: str) -> UserError:
     return UserError(
-        f"{path}: not a readable mlp_names run ({why}); it was not used: restore it from a copy, or train again"
+        f"{path}: not a readable mlp_names run ({why}); it was not used: "
+        "restore it from a copy, or train again"
     )
 
 
@@ -203,7 +205,8 @@ def _read_state(path: Path) -> dict:
     except pickle.UnpicklingError as e:
         if 'GLOBAL' in str(e):
             raise UserError(
-                f"{path}: not a readable mlp_names run (it holds objects other than tensors and plain data, "
+                f"{path}: not a readable mlp_names run "
+                "(it holds objects other than tensors and plain data, "
                 "which could run code; refused without loading them)"
             ) from None
         raise _unreadable(path, 'damaged: not a valid checkpoint') from None
@@ -213,7 +216,7 @@ def _read_state(path: Path) -> dict:
 
 # %% ../nbs/05b_runs.ipynb 12
 def _checked_state(run_dir) -> tuple[Path, dict]:
-    "The state in `run_dir/run.pt`, refused unless it is a run of this format, undamaged, with finite weights."
+    "The state in `run_dir/run.pt`, refused unless a run of this format, undamaged, finite."
     path = Path(run_dir) / RUN_FILE
     if path.is_dir():
         raise UserError(
@@ -221,7 +224,8 @@ def _checked_state(run_dir) -> tuple[Path, dict]:
         )
     if not path.exists():
         raise FileNotFoundError(
-            f"{run_dir}: no run here ({path} not found); train one with `mlp-names train --run {run_dir}`"
+            f"{run_dir}: no run here ({path} not found); "
+            f"train one with `mlp-names train --run {run_dir}`"
         )
     if not path.is_file():
         raise UserError(f"{path}: not a regular file (a device, pipe or socket), so not a run")
@@ -230,7 +234,8 @@ def _checked_state(run_dir) -> tuple[Path, dict]:
         raise UserError(f"{path}: not an mlp_names run file (it has no '{RUN_FORMAT}' format tag)")
     if state.get('version') != RUN_VERSION:
         raise UserError(
-            f"{path}: run format version {state.get('version')!r}, this mlp_names reads {RUN_VERSION}; "
+            f"{path}: run format version {state.get('version')!r}, "
+            f"this mlp_names reads {RUN_VERSION}; "
             "train the run again with this version"
         )
     try:
@@ -243,7 +248,8 @@ def _checked_state(run_dir) -> tuple[Path, dict]:
         )
     if bad := nonfinite_part(state):
         raise NonFiniteError(
-            f"{path}: {bad} holds NaN or infinity, so this model cannot be used; restore run.pt from "
+            f"{path}: {bad} holds NaN or infinity, so this model cannot be used; "
+            "restore run.pt from "
             "a copy, or train again with a lower --lr"
         )
     return path, state
@@ -251,7 +257,7 @@ def _checked_state(run_dir) -> tuple[Path, dict]:
 
 # %% ../nbs/05b_runs.ipynb 13
 def load_run(run_dir) -> Run:
-    "Load the run saved in `run_dir`, with clear errors for anything that is not one, or not intact."
+    "Load the run saved in `run_dir`, with clear errors for anything not one, or not intact."
     path, state = _checked_state(run_dir)
     try:
         config, vocab = (
@@ -268,7 +274,8 @@ def load_run(run_dir) -> Run:
         step_fn = config.new_step(model)
         step_fn.optimizer.load_state_dict(state['optimizer'])
         g.set_state(state['generator'])
-        # runs saved before the step's own ratio was recorded have no 'step_ud': their graph 5 is empty
+        # runs saved before the step's own ratio was recorded have no 'step_ud':
+        # their graph 5 is empty
         history = {
             'loss': array('f', hist['loss'].tolist()),
             'ud': list(hist['ud']),
@@ -337,26 +344,24 @@ class StopOnInterrupt(Callback):
 
 # %% ../nbs/05b_runs.ipynb 22
 def _problem(run: Run) -> str | None:
-    "What makes `run` unfit to train on or to save: a loss or a weight that is NaN or infinite (None if nothing)."
+    "What makes `run` unfit to train on or save: a NaN or infinite loss or weight (or None)."
     if run.history['loss'] and not math.isfinite(run.history['loss'][-1]):
         return f"the loss is {10 ** run.history['loss'][-1]}"
-    flat = getattr(
-        run.optimizer, 'flat', None
-    )  # chapter 03a: every weight in one buffer, checked in one call
-    # a sum is NaN or infinite whenever one of its terms is, and costs far less than a test of each term
+    # chapter 03a: every weight in one buffer, checked in one call; a sum is NaN or infinite
+    # whenever one of its terms is, and costs far less than a test of each term
+    flat = getattr(run.optimizer, 'flat', None)
     if all(
         math.isfinite(t.sum().item())
         for t in ([flat] if flat is not None else run.model.parameters())
     ):
         return None
-    bad = nonfinite_part(
-        {'model': run.model.state_dict()}
-    )  # or the sum overflowed: then there is nothing wrong
+    # or the sum overflowed: then there is nothing wrong
+    bad = nonfinite_part({'model': run.model.state_dict()})
     return f"{bad} is NaN or infinite" if bad else None
 
 
 class StopOnNonFinite(Callback):
-    "Stop at the first step whose loss or weights are NaN or infinite: nothing after it could be trusted."
+    "Stop at the first step whose loss or weights are NaN or infinite: nothing after is trusted."
 
     def before_fit(self, run):
         self.after_step(run, None)
@@ -367,7 +372,7 @@ class StopOnNonFinite(Callback):
 
 
 class Checkpoint(Callback):
-    "Save the run to `run_dir` every `config.checkpoint_every` steps and when training stops; never a broken run."
+    "Save the run to `run_dir` every `config.checkpoint_every` steps and at the end; never broken."
 
     def __init__(self, run_dir):
         self.run_dir, self.failed = Path(run_dir), False
@@ -392,7 +397,7 @@ class Checkpoint(Callback):
 
 
 def job_callbacks(run_dir, quiet: bool = False) -> list[Callback]:
-    "What a training job on disk uses: a finite check, ratios, progress (unless `quiet`), clean interrupts, checkpoints."
+    "A job on disk's callbacks: finite check, ratios, progress (unless `quiet`), interrupts, saves."
     shown = [] if quiet else [ProgressBar() if sys.stdout.isatty() else LogLines()]
     return [StopOnNonFinite(), RecordUpdateRatios(), *shown, StopOnInterrupt(), Checkpoint(run_dir)]
 
@@ -436,6 +441,7 @@ def memory_needed(config: DeeperConfig, vocab_size: int, n_examples: int = 0) ->
     }  # the loss; two ratios
 
 
+# %% ../nbs/05b_runs.ipynb 27
 def _physical_memory() -> int:
     return os.sysconf('SC_PAGE_SIZE') * os.sysconf('SC_PHYS_PAGES')
 
@@ -451,20 +457,21 @@ _LOWER = {
 def check_fits(
     config: DeeperConfig, vocab_size: int, n_examples: int = 0, available: int | None = None
 ) -> None:
-    "Refuse `config` if a run of it needs more memory than `available` bytes (default: this machine's)."
+    "Refuse `config` if its run needs more memory than `available` bytes (default: this machine's)."
     need = memory_needed(config, vocab_size, n_examples)
     total, available = sum(need.values()), available or _physical_memory()
     if total <= available:
         return
     gb = lambda b: f'{b / 1e9:,.1f} GB'
     parts = sorted(need, key=need.get, reverse=True)
+    shares = ', '.join(f'{p} {gb(need[p])}' for p in parts if need[p])
     raise NotEnoughMemory(
-        f"these settings need about {gb(total)} of memory ({', '.join(f'{p} {gb(need[p])}' for p in parts if need[p])}), "
+        f"these settings need about {gb(total)} of memory ({shares}), "
         f"more than this machine's {gb(available)}; lower {_LOWER[parts[0]]}"
     )
 
 
-# %% ../nbs/05b_runs.ipynb 29
+# %% ../nbs/05b_runs.ipynb 30
 def _words_of(data) -> tuple[str, list[str]]:
     path = Path(data).resolve() if data is not None else names_path()
     return str(path), read_words(path)
@@ -476,7 +483,8 @@ def _check_target(run_dir: Path, overwrite: bool) -> None:
     taken = [name for name in (RUN_FILE, SUMMARY_FILE) if (run_dir / name).exists()]
     if taken and not overwrite:
         raise FileExistsError(
-            f"{run_dir} already holds {' and '.join(taken)}; continue the run with --resume, replace it "
+            f"{run_dir} already holds {' and '.join(taken)}; "
+            "continue the run with --resume, replace it "
             "with --force, or choose another --run"
         )
 
@@ -493,17 +501,19 @@ def _step_on_disk(run_dir) -> int | None:
         return None
 
 
+# %% ../nbs/05b_runs.ipynb 31
 def _fit_job(
     run: Run, words: list[str], until: int, run_dir, quiet: bool, made_dir: bool = False
 ) -> Run:
-    "Fit `run` as a job on disk; what goes wrong on the way is said with what is safe on disk and what to do."
+    "Fit `run` as a job on disk; a failure says what is safe on disk and what to do."
     try:
         return fit(run, *run.splits(words)['train'], until, job_callbacks(run_dir, quiet))
     except RuntimeError as e:
         if "can't allocate memory" not in str(e) and 'out of memory' not in str(e):
             raise
         raise NotEnoughMemory(
-            f"out of memory while training ({str(e).splitlines()[0]}); lower {_LOWER['activations']}, "
+            f"out of memory while training ({str(e).splitlines()[0]}); "
+            f"lower {_LOWER['activations']}, "
             "or free memory"
         ) from None
     except (NonFiniteError, WriteError) as e:
@@ -531,30 +541,33 @@ def _fit_job(
         raise OSError(f"{e}; {kept}; make room, then {then}") from None
 
 
-# %% ../nbs/05b_runs.ipynb 31
+# %% ../nbs/05b_runs.ipynb 33
 LARGE_ALPHABET = 1_000  # letters; a list of names usually has under 100
 
 
 def alphabet_warning(vocab_size: int, config: DeeperConfig) -> str | None:
-    "One line on what a very large alphabet costs, or None: every letter is a row of the first and last layers."
+    "One line on what a very large alphabet costs, or None: each letter has rows in two layers."
     if vocab_size - 1 <= LARGE_ALPHABET:
         return None
     weights = vocab_size * (config.n_embd + config.n_hidden + 1)
     return (
-        f"warning: the data has {vocab_size - 1:,} different letters (a list of names usually has under 100); "
-        f"{weights:,} weights of the model are theirs, and every step and every sampled letter scores them "
-        "all, so training and sampling are slow and the run is large; check that the file is one name a line"
+        f"warning: the data has {vocab_size - 1:,} different letters "
+        "(a list of names usually has under 100); "
+        f"{weights:,} weights of the model are theirs, "
+        "and every step and every sampled letter scores them "
+        "all, so training and sampling are slow and the run is large; "
+        "check that the file is one name a line"
     )
 
 
-# %% ../nbs/05b_runs.ipynb 34
+# %% ../nbs/05b_runs.ipynb 36
 CALIBRATION_STEPS = (
     50  # timed steps at least (after 20 untimed); up to 10 times as many, or a second
 )
 
 
 def calibrate(config: DeeperConfig, words: list[str]) -> dict[str, float]:
-    "Seconds a step of `config`, the final evaluation, a save and the splits take here: a throwaway run."
+    "Seconds a step of `config`, the last evaluation, a save and the splits take here (a test run)."
     t0 = time.perf_counter()
     run = new_run(config, words)
     splits = run.splits(words)
@@ -582,7 +595,7 @@ def calibrate(config: DeeperConfig, words: list[str]) -> dict[str, float]:
     }
 
 
-# %% ../nbs/05b_runs.ipynb 35
+# %% ../nbs/05b_runs.ipynb 37
 def steps_for_minutes(
     config: DeeperConfig, words: list[str], minutes: float, since: float | None = None
 ) -> int:
@@ -606,7 +619,7 @@ def steps_for_minutes(
     return steps
 
 
-# %% ../nbs/05b_runs.ipynb 36
+# %% ../nbs/05b_runs.ipynb 38
 def start_run(
     run_dir,
     config: DeeperConfig | None = None,
@@ -617,7 +630,7 @@ def start_run(
     since: float | None = None,
     name: str = 'these settings',
 ) -> Run:
-    "Train a new run into `run_dir` on `data` (default: names.txt), saving as it goes; `minutes`: see above."
+    "Train a new run into `run_dir` on `data` (default: names.txt), saving as it goes."
     run_dir, config = Path(run_dir), config or DeeperConfig()
     since = time.monotonic() if since is None else since
     _check_target(run_dir, overwrite)
@@ -640,14 +653,15 @@ def start_run(
     finally:
         if made_dir and not (run_dir / RUN_FILE).exists():
             try:
-                run_dir.rmdir()  # made for a run that never saved; only if empty: nothing else is removed
+                # made for a run that never saved; only if empty: nothing else is removed
+                run_dir.rmdir()
             except OSError:
                 pass
 
 
-# %% ../nbs/05b_runs.ipynb 37
+# %% ../nbs/05b_runs.ipynb 39
 def run_words(run: Run, data=None) -> list[str]:
-    "The words `run` trained on: from `data` if given, else the file it recorded or `$MLP_NAMES_DATA`; checked."
+    "The words `run` trained on: `data`, else the file it recorded or `$MLP_NAMES_DATA`; checked."
     env = os.environ.get(DATA_ENV)
     places = [data] if data is not None else [run.data_path] + ([env] if env else [])
     problems = []
@@ -666,7 +680,7 @@ def run_words(run: Run, data=None) -> list[str]:
 
 
 def continue_run(run_dir, steps: int | None = None, data=None, quiet: bool = False) -> Run:
-    "Continue the run in `run_dir` up to `steps` steps (default: its own `max_steps`), with its own settings and data."
+    "Continue the run in `run_dir` up to `steps` steps (default: its `max_steps`), as it was set."
     with DirLock(run_dir):
         run = load_run(run_dir)
         steps = run.config.max_steps if steps is None else steps
