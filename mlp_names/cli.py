@@ -15,7 +15,8 @@ _HOLD = (
 )
 _loading_interrupted = []
 if _HOLD:
-    # Ctrl-C while torch loads (a second or two) would break its import half-way: noted, and said once loaded
+    # Ctrl-C while torch loads (a second or two) would break its import half-way:
+    # noted, and said once loaded
     signal.signal(signal.SIGINT, lambda *_: _loading_interrupted.append(True))
 
 import argparse
@@ -61,12 +62,6 @@ if _HOLD:
         print('mlp-names: interrupted', file=sys.stderr)
         raise SystemExit(130)
 
-DEFAULT_RUN = 'runs/names'  # the run of `train` without --run, and of the other commands
-_RUN_HELP = (
-    f'run directory (default: {DEFAULT_RUN}; where it does not exist, the model '
-    'shipped with mlp_names)'
-)
-
 # %% auto 0
 __all__ = [
     'DEFAULT_RUN',
@@ -87,7 +82,14 @@ __all__ = [
     'main',
 ]
 
-# %% ../nbs/07_cli.ipynb 5
+# %% ../nbs/07_cli.ipynb 3
+DEFAULT_RUN = 'runs/names'  # the run of `train` without --run, and of the other commands
+_RUN_HELP = (
+    f'run directory (default: {DEFAULT_RUN}; where it does not exist, the model '
+    'shipped with mlp_names)'
+)
+
+# %% ../nbs/07_cli.ipynb 6
 SHORT_NAMES = {'max_steps': '--steps', 'init_seed': '--seed'}
 
 
@@ -109,7 +111,7 @@ def _parser_for(f: dataclasses.Field):
 
 
 def add_config_flags(parser: argparse.ArgumentParser) -> None:
-    "One flag per `DeeperConfig` field (chapter 04's and 05a's settings), with the field's help, default and bounds."
+    "One flag per `DeeperConfig` field (chapters 04 and 05a), with its help, default and bounds."
     group = parser.add_argument_group('settings of a new run (a resumed run keeps its own)')
     for f in dataclasses.fields(DeeperConfig):
         flags = ['--' + f.name.replace('_', '-')] + (
@@ -125,16 +127,17 @@ def add_config_flags(parser: argparse.ArgumentParser) -> None:
             group.add_argument(*flags, type=_parser_for(f), metavar=f.type.upper(), **kw)
 
 
-# %% ../nbs/07_cli.ipynb 7
+# %% ../nbs/07_cli.ipynb 8
 def _sampling_type(name: str):
-    "An argparse type that parses a flag's text and checks it as chapter 06 checks the setting `name`."
+    "An argparse type: parses a flag's text, checks it as chapter 06 checks the setting `name`."
 
     def parse(text: str):
         try:
             value = float(text) if name == 'temperature' else int(text)
         except ValueError:
             raise argparse.ArgumentTypeError(
-                f"expected {'a number' if name == 'temperature' else 'a whole number'}, got {text!r}"
+                f"expected {'a number' if name == 'temperature' else 'a whole number'}, "
+                f"got {text!r}"
             ) from None
         if problem := sampling_problem(name, value):
             raise argparse.ArgumentTypeError(problem)
@@ -143,7 +146,7 @@ def _sampling_type(name: str):
     return parse
 
 
-# %% ../nbs/07_cli.ipynb 9
+# %% ../nbs/07_cli.ipynb 10
 DATA_HELP = (
     "the run's word file, if it moved (default: the file it trained on, else $MLP_NAMES_DATA); "
     'only the same words are taken'
@@ -161,7 +164,7 @@ def _minutes(text: str) -> float:
     return value
 
 
-# %% ../nbs/07_cli.ipynb 10
+# %% ../nbs/07_cli.ipynb 11
 def _train_parser(sub, fmt) -> None:
     "The flags of `mlp-names train`."
     p = sub.add_parser(
@@ -183,7 +186,8 @@ def _train_parser(sub, fmt) -> None:
         '--preset',
         choices=list(PRESETS),
         help="start from a preset's settings (chapter 05a): original is the "
-        "default run; tree, wide, dropout and best are deeper models; flags given beside it override its values",
+        "default run; tree, wide, dropout and best are deeper models; "
+        "flags given beside it override its values",
     )
     p.add_argument(
         '--minutes',
@@ -195,6 +199,7 @@ def _train_parser(sub, fmt) -> None:
     add_config_flags(p)
 
 
+# %% ../nbs/07_cli.ipynb 12
 def _sample_parser(sub, fmt) -> None:
     "The flags of `mlp-names sample`."
     p = sub.add_parser(
@@ -243,14 +248,15 @@ def _sample_parser(sub, fmt) -> None:
     p.add_argument('--data', help=DATA_HELP)
 
 
-# %% ../nbs/07_cli.ipynb 11
+# %% ../nbs/07_cli.ipynb 13
 def _score_parser(sub, fmt) -> None:
     "The flags of `mlp-names score`."
     p = sub.add_parser(
         'score',
         help='how name-like names are',
         formatter_class=fmt,
-        description='For each name: nats (its negative log-likelihood, end included), nats per letter, '
+        description='For each name: nats (its negative log-likelihood, end included), '
+        'nats per letter, '
         "and the share of the run's validation names it is more name-like than.",
     )
     p.add_argument(
@@ -289,7 +295,8 @@ def _evaluate_parser(sub, fmt) -> None:
         type=_sampling_type('n'),
         default=0,
         metavar='N',
-        help='also report on N samples at temperature 1: share in the training set, new, distinct; mean length',
+        help='also report on N samples at temperature 1: share in the training set, new, '
+        'distinct; mean length',
     )
     p.add_argument(
         '--json',
@@ -298,7 +305,7 @@ def _evaluate_parser(sub, fmt) -> None:
     )
 
 
-# %% ../nbs/07_cli.ipynb 12
+# %% ../nbs/07_cli.ipynb 14
 def _plot_parser(sub, fmt) -> None:
     "The flags of `mlp-names plot`."
     p = sub.add_parser(
@@ -342,7 +349,7 @@ def _export_parser(sub, fmt) -> None:
     p.add_argument('--force', action='store_true', help='replace --out if it exists')
 
 
-# %% ../nbs/07_cli.ipynb 13
+# %% ../nbs/07_cli.ipynb 15
 class _ShowDefaults(argparse.ArgumentDefaultsHelpFormatter):
     "Show each option's default, except where there is none to show."
 
@@ -373,11 +380,13 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-# %% ../nbs/07_cli.ipynb 16
+# %% ../nbs/07_cli.ipynb 18
 def _in_flags(message: str) -> str:
     "A library message with the names of the config's settings written as the flags that set them."
     names = sorted((f.name for f in dataclasses.fields(DeeperConfig)), key=len, reverse=True)
-    pattern = rf"\b(?:Train|Deeper)Config\.({'|'.join(names)})\b|\b({'|'.join(n for n in names if '_' in n)})\b"
+    fields = '|'.join(names)
+    snake = '|'.join(n for n in names if '_' in n)
+    pattern = rf"\b(?:Train|Deeper)Config\.({fields})\b|\b({snake})\b"
     return re.sub(
         pattern,
         lambda m: SHORT_NAMES.get(name := m.group(1) or m.group(2), '--' + name.replace('_', '-')),
@@ -389,7 +398,7 @@ _IMPORTED = time.monotonic()
 
 
 def _process_started() -> float:
-    "When this process started, as a `time.monotonic()` (without /proc: when this module was imported)."
+    "When this process started, as a `time.monotonic()` (without /proc: when this was imported)."
     try:  # the process's start, in clock ticks after boot
         ticks = int(Path('/proc/self/stat').read_text().rsplit(')', 1)[1].split()[19])
         up = float(Path('/proc/uptime').read_text().split()[0])
@@ -398,7 +407,7 @@ def _process_started() -> float:
         return _IMPORTED
 
 
-# %% ../nbs/07_cli.ipynb 17
+# %% ../nbs/07_cli.ipynb 19
 def cmd_train(args) -> None:
     given = {
         f.name: getattr(args, f.name)
@@ -453,7 +462,7 @@ def cmd_train(args) -> None:
     print('samples:', ', '.join(sample(run, n=20, seed=0)))
 
 
-# %% ../nbs/07_cli.ipynb 19
+# %% ../nbs/07_cli.ipynb 21
 def _model_of(args) -> Run | Sampler:
     "The run of --run; else runs/names; where there is none, the model shipped with mlp_names."
     if args.run is not None or os.path.lexists(DEFAULT_RUN):
@@ -474,7 +483,7 @@ def _config(model: Run | Sampler) -> DeeperConfig:
 
 
 def _words(model: Run | Sampler, args) -> list[str]:
-    "The words `model` trained on, found as `run_words` finds a run's; the shipped model's in names.txt."
+    "The words `model` trained on, found as `run_words` finds a run's (shipped model: names.txt)."
     if isinstance(model, Run):
         return run_words(model, args.data)
     words = load_words(args.data)
@@ -491,15 +500,17 @@ def _split_of(model: Run | Sampler, words: list[str], part: int) -> list[str]:
     return split_words(words, _config(model).split_seed)[part]
 
 
-# %% ../nbs/07_cli.ipynb 20
+# %% ../nbs/07_cli.ipynb 22
 def cmd_sample(args) -> None:
     if args.min_len > args.max_len:
         raise UserError(
-            f'--min-len {args.min_len} is above --max-len {args.max_len}; lower --min-len or raise --max-len'
+            f'--min-len {args.min_len} is above --max-len {args.max_len}; '
+            'lower --min-len or raise --max-len'
         )
     if len(args.prefix) > args.max_len:
         raise UserError(
-            f'--prefix {shown_letters(args.prefix)} has {len(args.prefix):,} letters, more than --max-len {args.max_len}; '
+            f'--prefix {shown_letters(args.prefix)} has {len(args.prefix):,} letters, '
+            f'more than --max-len {args.max_len}; '
             'shorten it or raise --max-len'
         )
     model = _model_of(args)
@@ -533,9 +544,9 @@ def cmd_sample(args) -> None:
             print(name)
 
 
-# %% ../nbs/07_cli.ipynb 21
+# %% ../nbs/07_cli.ipynb 23
 def _losses(model: Run | Sampler, args) -> tuple[dict, list[str]]:
-    "Each split's loss, and the words: the model's own only, since other words' splits are not its splits."
+    "Each split's loss, and the words: the model's own only (other words' splits are not its)."
     words = _words(model, args)
     if isinstance(model, Run):
         return model.losses(words), words
@@ -555,12 +566,14 @@ def cmd_evaluate(args) -> None:
             print(f'{name:5s} {value:.4f}')
         if args.samples:
             print(
-                f"{q['samples']:,} samples at temperature 1: {q['in_train']:.1%} in the training set, {q['new']:.1%} new, "
-                f"{q['distinct']:.1%} distinct; mean length {q['mean_len']:.2f} (training words {q['data_mean_len']:.2f})"
+                f"{q['samples']:,} samples at temperature 1: "
+                f"{q['in_train']:.1%} in the training set, {q['new']:.1%} new, "
+                f"{q['distinct']:.1%} distinct; mean length {q['mean_len']:.2f} "
+                f"(training words {q['data_mean_len']:.2f})"
             )
 
 
-# %% ../nbs/07_cli.ipynb 22
+# %% ../nbs/07_cli.ipynb 24
 SCORE_CHUNK = (
     10_000  # names scored at a time: memory stays bounded whatever the length of the input
 )
@@ -568,7 +581,7 @@ MAX_LINE_BYTES = 4 * MAX_WORD_LEN + 2  # the longest word of chapter 01 in UTF-8
 
 
 def _stdin_lines():
-    "(line number, text or None if it is not UTF-8 or too long) of each line of standard input, one at a time."
+    "(line number, text, or None if not UTF-8 or too long) of each line of standard input, in turn."
     stream = (
         sys.stdin.buffer if hasattr(sys.stdin, 'buffer') else io.BytesIO(sys.stdin.read().encode())
     )
@@ -586,9 +599,9 @@ def _stdin_lines():
             yield n, None, 'not valid UTF-8; give UTF-8 text'
 
 
-# %% ../nbs/07_cli.ipynb 23
+# %% ../nbs/07_cli.ipynb 25
 def _names_to_score(args, vocab):
-    "(where, name, problem) of each name: None for the command line's, the line of standard input's ('-')."
+    "(where, name, problem) of each name; where: None on the command line, the line of stdin ('-')."
     for arg in args.names:
         if arg != '-':
             sources = [(None, arg, None)]
@@ -603,7 +616,8 @@ def _names_to_score(args, vocab):
                 try:
                     if not name:
                         raise UserError(
-                            "the empty name '' has no letters to score; give names of one letter or more"
+                            "the empty name '' has no letters to score; "
+                            "give names of one letter or more"
                         )
                     _check_letters('name', name, vocab)
                 except UserError as e:
@@ -612,7 +626,7 @@ def _names_to_score(args, vocab):
 
 
 def _spool(args, vocab, names_file) -> int:
-    "Check every name, the good ones written to `names_file`; the longest one's length. A bad one stops it."
+    "Check every name, the good ones written to `names_file`; the longest length. A bad one stops."
     width, bad, first, why = 0, 0, [], None
     for where, name, problem in _names_to_score(args, vocab):
         if problem is not None:
@@ -629,14 +643,15 @@ def _spool(args, vocab, names_file) -> int:
     if bad:
         more = f' and {bad - len(first):,} more' if bad > len(first) else ''
         print(
-            f"mlp-names score: skipped {bad:,} bad name{'s' if bad > 1 else ''}: {', '.join(first)}{more} "
+            f"mlp-names score: skipped {bad:,} bad name{'s' if bad > 1 else ''}: "
+            f"{', '.join(first)}{more} "
             f"(the first: {why})",
             file=sys.stderr,
         )
     return width
 
 
-# %% ../nbs/07_cli.ipynb 24
+# %% ../nbs/07_cli.ipynb 26
 def _chunks(names_file):
     "The names written by `_spool`, `SCORE_CHUNK` at a time."
     names_file.seek(0)
@@ -673,7 +688,8 @@ def cmd_score(args) -> None:
                     sys.stdout.write(('' if first else ', ') + json.dumps(r))
                 else:
                     print(
-                        f"{r['name']:{width}}  {r['nats']:7.3f} nats  {r['nats_per_char']:.3f} per letter  "
+                        f"{r['name']:{width}}  {r['nats']:7.3f} nats  "
+                        f"{r['nats_per_char']:.3f} per letter  "
                         f"more name-like than {r['percentile']:.1f}% of the validation names"
                     )
                 first = False
@@ -681,7 +697,7 @@ def cmd_score(args) -> None:
             print(']')
 
 
-# %% ../nbs/07_cli.ipynb 25
+# %% ../nbs/07_cli.ipynb 27
 class _HeldInterrupts:
     "A block that a Ctrl-C does not cut: the interrupt waits for its end, then is raised."
 
@@ -699,12 +715,12 @@ class _HeldInterrupts:
 
 
 def _finished(args) -> None:
-    "The command's work is done: in its own process, a Ctrl-C from here to the exit is ignored, not reported."
+    "The command's work is done: in its own process, a later Ctrl-C is ignored, not reported."
     if getattr(args, 'whole_process', False):
         signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
-# %% ../nbs/07_cli.ipynb 26
+# %% ../nbs/07_cli.ipynb 28
 GRAPHS = 6  # graph1.png … graph5.png and loss.png (chapter 05's GRAPH_FILES)
 
 
@@ -747,7 +763,7 @@ def cmd_plot(args) -> None:
         print(path)
 
 
-# %% ../nbs/07_cli.ipynb 27
+# %% ../nbs/07_cli.ipynb 29
 def cmd_export(args) -> None:
     out = Path(args.out)
     written = [out, out.with_suffix('.json')] if args.format == 'safetensors' else [out]
@@ -759,7 +775,8 @@ def cmd_export(args) -> None:
         )
     if out.is_dir():
         raise UserError(
-            f'--out {args.out} is a folder; give the name of the file to write, e.g. {out / "model.json"}'
+            f'--out {args.out} is a folder; give the name of the file to write, '
+            f'e.g. {out / "model.json"}'
         )
     if (there := next((p for p in written if p.exists()), None)) and not args.force:
         what = ' already exists' if there == out else f': its record {there} already exists'
@@ -789,7 +806,7 @@ def cmd_export(args) -> None:
     print(f'exported {what} to {sizes}')
 
 
-# %% ../nbs/07_cli.ipynb 28
+# %% ../nbs/07_cli.ipynb 30
 COMMANDS = {
     'train': cmd_train,
     'sample': cmd_sample,
