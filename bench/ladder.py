@@ -4,6 +4,7 @@ then every rung (bigram, original MLP, tree, transformer) at wall-time budgets.
     python bench/ladder.py makemore --out ladder.jsonl        # the transformer as makemore.py trains it
     python bench/ladder.py budgets 1 2 5 10 --out ladder.jsonl  # every rung at each budget (minutes)
     python bench/ladder.py report ladder.jsonl --markdown bench/results.md --plot github_graphs/ladder.png
+    python bench/ladder.py diagnostics     # the README's 2x2 of the original's graphs 1-4 (chapter 05)
 
 A budget works as `mlp-names train --minutes M`: timed steps of a throwaway run fix the step count
 (`steps_for_minutes`), and the schedule (warm-up, cosine) ends at it. The wall time reported runs from
@@ -57,16 +58,16 @@ def emit(out: Path, rec: dict) -> None:
         f.write(json.dumps(rec) + '\n')
 
 
-def makemore(words, out: Path, steps: int = 10_000, every: int = 1000) -> None:
+def makemore(words, out: Path, steps: int = 10_000, every: int = 1000, threads: int = THREADS) -> None:
     "The transformer as makemore.py's defaults train it; val every `every` steps (not timed)."
-    run = LadderRun.of(new_run(TransformerConfig(threads=THREADS, max_steps=steps), words))
+    run = LadderRun.of(new_run(TransformerConfig(threads=threads, max_steps=steps), words))
     X, Y = run.splits(words)['train']
     trained = 0.0
     while run.step < steps:
         t0 = time.perf_counter()
         fit(run, X, Y, min(steps, run.step + every))
         trained += time.perf_counter() - t0
-        emit(out, {'kind': 'makemore', 'step': run.step, 'train_s': trained,
+        emit(out, {'kind': 'makemore', 'threads': threads, 'step': run.step, 'train_s': trained,
                    'val': _val(run, words)})
 
 
@@ -125,7 +126,7 @@ def report(path: Path, markdown: Path | None, plot: Path | None) -> None:
         for rung in RUNGS:
             cells = []
             for m in budgets:
-                r = next((r for r in bud if r['rung'] == rung and r['minutes'] == m), None)
+                r = next((r for r in bud[::-1] if r['rung'] == rung and r['minutes'] == m), None)
                 cells.append(f'{r["val"]:.4f} ({r["steps"]:,}, {r["wall_s"]:.0f} s)' if r else '')
             if any(cells):
                 lines.append(f'| {rung} | ' + ' | '.join(cells) + ' |')
@@ -142,7 +143,8 @@ def report(path: Path, markdown: Path | None, plot: Path | None) -> None:
         import matplotlib.pyplot as plt
         fig, ax = plt.subplots(figsize=(7, 4.2))
         for rung in RUNGS:
-            rs = sorted((r for r in bud if r['rung'] == rung), key=lambda r: r['wall_s'])
+            last = {r['minutes']: r for r in bud if r['rung'] == rung}  # a repeated budget: its last
+            rs = sorted(last.values(), key=lambda r: r['wall_s'])
             if rung == 'bigram' and rs:
                 ax.axhline(rs[0]['val'], color='gray', ls=':', label=f'bigram (counted, {rs[0]["wall_s"]:.0f} s)')
                 continue
@@ -161,20 +163,37 @@ def report(path: Path, markdown: Path | None, plot: Path | None) -> None:
         fig.savefig(plot, dpi=110)
 
 
+def diagnostics(out: Path = ROOT / 'github_graphs' / 'diagnostics.png') -> None:
+    "Chapter 05's graphs 1-4 of the default run (activations, gradients, weight gradients, update ratios) as one 2x2."
+    import matplotlib
+    matplotlib.use('Agg')
+    import matplotlib.pyplot as plt
+    fig, axes = plt.subplots(2, 2, figsize=(24, 8))  # each graph 1200 x 400
+    for ax, i in zip(axes.flat, range(1, 5)):
+        ax.imshow(plt.imread(ROOT / 'github_graphs' / f'graph{i}.png'))
+        ax.axis('off')
+    fig.subplots_adjust(left=0, right=1, top=1, bottom=0, wspace=0.01, hspace=0.01)
+    fig.savefig(out, dpi=75)
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split('\n')[0])
-    ap.add_argument('what', choices=['makemore', 'budgets', 'report'])
+    ap.add_argument('what', choices=['makemore', 'budgets', 'report', 'diagnostics'])
     ap.add_argument('args', nargs='*')
     ap.add_argument('--out', type=Path, default=Path('ladder.jsonl'))
     ap.add_argument('--rungs', default=','.join(RUNGS))
+    ap.add_argument('--threads', type=int, default=THREADS, help='makemore: torch threads')
+    ap.add_argument('--every', type=int, default=1000, help='makemore: steps between two val losses')
     ap.add_argument('--markdown', type=Path)
     ap.add_argument('--plot', type=Path)
     a = ap.parse_args()
+    if a.what == 'diagnostics':
+        return diagnostics()
     if a.what == 'report':
         return report(Path(a.args[0]) if a.args else a.out, a.markdown, a.plot)
     words = load_words(ROOT / 'data' / 'names.txt')
     if a.what == 'makemore':
-        return makemore(words, a.out)
+        return makemore(words, a.out, every=a.every, threads=a.threads)
     for m in map(float, a.args or ['1', '2', '5', '10']):
         for rung in a.rungs.split(','):
             budget(words, rung, m, a.out)

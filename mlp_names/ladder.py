@@ -5,6 +5,7 @@
 # %% ../nbs/06a_ladder.ipynb 3
 from __future__ import annotations
 import dataclasses
+import json
 import math
 import time
 from dataclasses import dataclass
@@ -16,10 +17,14 @@ from .layers import Layer, Linear, Sequential
 from .backward import AutogradStep
 from .train import Run, evaluate, new_run, setting
 from .deeper import AdamW, DeeperConfig
+from .files import atomic_write_bytes
+from .sampling import Sampler, bloom_filter, tensor_from_json, tensor_to_json
 
 # %% auto 0
 __all__ = [
     'MODELS',
+    'RUNG_FORMAT',
+    'RUNG_VERSION',
     'bigram_counts',
     'Bigram',
     'Counting',
@@ -50,6 +55,9 @@ __all__ = [
     'start_ladder_run',
     'load_ladder_run',
     'continue_ladder_run',
+    'export_rung',
+    'write_rung_export',
+    'read_rung_export',
 ]
 
 
@@ -381,7 +389,7 @@ def whole_name_loss(
 # %% ../nbs/06a_ladder.ipynb 34
 @dataclass
 class LadderRun(Run):
-    "A run of any rung: a transformer trains on whole names; losses are per character, as the MLP's."
+    "A run of any rung: a transformer trains on whole names; losses per character, as the MLP's."
 
     @classmethod
     def of(cls, run: Run) -> LadderRun:
@@ -517,3 +525,41 @@ def continue_ladder_run(run_dir, steps: int | None = None, data=None, quiet: boo
             )
         run.config = type(run.config).from_dict({**run.config.to_dict(), 'max_steps': steps})
         return _fit_job(run, run_words(run, data), steps, run_dir, quiet)
+
+
+# %% ../nbs/06a_ladder.ipynb 43
+RUNG_FORMAT, RUNG_VERSION = 'mlp_names.rung', 1
+
+
+def export_rung(run: Run, train_words: list[str]) -> dict:
+    "A bigram's or a transformer's run as portable JSON: settings, vocabulary, tensors by name."
+    return {
+        'format': RUNG_FORMAT,
+        'version': RUNG_VERSION,
+        'model': run.config.model,
+        'vocab': list(run.vocab.itos),
+        'block_size': run.config.block_size,
+        'config': run.config.to_dict(),
+        'tensors': {k: tensor_to_json(t) for k, t in run.model.state_dict().items()},
+        'known': bloom_filter(train_words),
+    }
+
+
+def write_rung_export(run: Run, train_words: list[str], path) -> Path:
+    "Write `export_rung(run, train_words)` to `path`, never leaving a partial file."
+    text = json.dumps(export_rung(run, train_words), separators=(',', ':'))
+    return atomic_write_bytes(path, text.encode('utf-8'))
+
+
+def read_rung_export(path) -> Sampler:
+    "The model of a file `write_rung_export` wrote, ready to sample and score."
+    try:
+        d = json.loads(Path(path).read_text(encoding='utf-8'))
+    except (OSError, ValueError) as e:
+        raise UserError(f'{path}: not a readable export ({type(e).__name__})') from None
+    if not isinstance(d, dict) or d.get('format') != RUNG_FORMAT:
+        raise UserError(f"{path}: not an export of a bigram or a transformer ('{RUNG_FORMAT}')")
+    config, vocab = config_from_dict(d['config']), Vocab(d['vocab'])
+    model = config.new_model(vocab, torch.Generator())
+    model.load_state_dict({k: tensor_from_json(t) for k, t in d['tensors'].items()})
+    return Sampler(model.eval(), vocab, d['block_size'], {'config': config, 'known': d['known']})
