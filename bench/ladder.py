@@ -17,6 +17,7 @@ import torch
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 from mlp_names.files import load_words  # noqa: E402
+from mlp_names.vocab import UserError  # noqa: E402
 from mlp_names.train import RecordUpdateRatios, fit, new_run  # noqa: E402
 from mlp_names.deeper import preset  # noqa: E402
 from mlp_names.runs import steps_for_minutes  # noqa: E402
@@ -89,7 +90,7 @@ def budget(words, rung: str, minutes: float, out: Path) -> None:
         X, Y = run.splits(words)['train']
         fit(run, X, Y, steps, [RecordUpdateRatios()])
     val = _val(run, words)
-    emit(out, {'kind': 'budget', 'rung': rung, 'minutes': minutes, 'steps': steps,
+    emit(out, {'kind': 'budget', 'rung': rung, 'minutes': minutes, 'steps': steps, 'threads': THREADS,
                'warmup': getattr(run.config, 'warmup', 0),
                'wall_s': time.monotonic() - t0, 'val': val})
 
@@ -97,37 +98,44 @@ def budget(words, rung: str, minutes: float, out: Path) -> None:
 def report(path: Path, markdown: Path | None, plot: Path | None) -> None:
     recs = [json.loads(l) for l in path.read_text().splitlines() if l.strip()]
     mm = [r for r in recs if r['kind'] == 'makemore']
-    bud = [r for r in recs if r['kind'] == 'budget']
+    last = {(r['rung'], r['minutes']): r for r in recs if r['kind'] in ('budget', 'refused')}
+    bud = [r for r in last.values() if r['kind'] == 'budget']
+    threads = sorted({r.get('threads', THREADS) for r in recs if r['kind'] != 'refused'})
     lines = ['## Ladder', '',
-             'Chapter 06a\'s rungs on this split (`names.txt`, seed 42), '
-             f'2 threads, on {recs[0]["cpu"]} (torch {recs[0]["torch"]}); `python bench/ladder.py` '
-             '(its docstring says how). The machine was shared with other jobs: the load average '
+             'Chapter 06a\'s rungs on this split (`names.txt`, seed 42) on '
+             f'{recs[0]["cpu"]} (torch {recs[0]["torch"]}), {"/".join(map(str, threads))} '
+             'thread(s) as each row says; `python bench/ladder.py` (its docstring says how, '
+             '`make ladder` runs it all). The machine was shared with other jobs: the load average '
              f'(1 min) ran from {min(r["load"][0] for r in recs):.1f} to '
              f'{max(r["load"][0] for r in recs):.1f} on its 2 cores, so the times are slower '
              'than on a quiet machine and the budgets bought fewer steps.', '']
     if mm:
-        last = mm[-1]
-        best = min(mm, key=lambda r: r['val'])
+        end, best = mm[-1], min(mm, key=lambda r: r['val'])
         lines += ['makemore.py\'s default transformer (4 layers, 4 heads, n_embd 64, batch 32, '
                   'AdamW lr 5e-4, weight decay 0.01, betas (0.9, 0.99)), trained as makemore.py '
-                  f'does: val **{last["val"]:.4f}** at step {last["step"]:,} after '
-                  f'{last["train_s"]:.0f} s of training (best {best["val"]:.4f} at step '
-                  f'{best["step"]:,}); makemore.py itself: 2.017 at step 10,000.', '',
-                  '| step | val | training s |', '|---:|---:|---:|']
+                  f'does, {end.get("threads", THREADS)} thread(s): val **{end["val"]:.4f}** at step '
+                  f'{end["step"]:,} after {end["train_s"]:.0f} s of training (best '
+                  f'{best["val"]:.4f} at step {best["step"]:,}); makemore.py itself: 2.017 at step '
+                  '10,000 in 574 s.', '', '| step | val | training s |', '|---:|---:|---:|']
         lines += [f'| {r["step"]:,} | {r["val"]:.4f} | {r["train_s"]:.0f} |' for r in mm]
         lines.append('')
-    if bud:
-        budgets = sorted({r['minutes'] for r in bud})
+    if last:
+        budgets = sorted({m for _, m in last})
         lines += ['Each rung at a budget of wall time (`--minutes`: the step count is measured '
-                  'first, the schedule ends at it; the transformer with a 200-step warm-up and a '
-                  'cosine; the presets as they are). Val loss (steps, wall seconds):', '',
+                  'first, the schedule ends at it; the transformer with a warm-up of 200 steps '
+                  '(at most a tenth of them) and a cosine; the presets as they are, a warm-up '
+                  'longer than a tenth of the steps cut to that tenth). Val loss (steps, wall '
+                  'seconds, threads); "refused": the budget held less than the calibration, the '
+                  'evaluation and the save:', '',
                   '| rung | ' + ' | '.join(f'{m:g} min' for m in budgets) + ' |',
                   '|---|' + '---:|' * len(budgets)]
         for rung in RUNGS:
             cells = []
             for m in budgets:
-                r = next((r for r in bud[::-1] if r['rung'] == rung and r['minutes'] == m), None)
-                cells.append(f'{r["val"]:.4f} ({r["steps"]:,}, {r["wall_s"]:.0f} s)' if r else '')
+                r = last.get((rung, m))
+                cells.append('' if r is None else 'refused' if r['kind'] == 'refused' else
+                             f'{r["val"]:.4f} ({r["steps"]:,}, {r["wall_s"]:.0f} s, '
+                             f'{r.get("threads", THREADS)})')
             if any(cells):
                 lines.append(f'| {rung} | ' + ' | '.join(cells) + ' |')
         lines += ['', 'The bigram is counted in one pass: the same val at every budget.']
@@ -151,12 +159,14 @@ def report(path: Path, markdown: Path | None, plot: Path | None) -> None:
             if rs:
                 ax.plot([r['wall_s'] for r in rs], [r['val'] for r in rs], 'o-', label=rung)
         if mm:
-            ax.plot([mm[-1]['train_s']], [mm[-1]['val']], 'k*', ms=10,
-                    label='transformer, makemore.py\'s 10,000 steps')
+            ax.plot([r['train_s'] for r in mm], [r['val'] for r in mm], 'k.--',
+                    label=f"transformer as makemore.py trains it, to step {mm[-1]['step']:,}")
         ax.set_xscale('log')
-        ax.set_xlabel('wall time (s, log scale), 2 threads')
+        loads = [r['load'][0] for r in recs]
+        ax.set_xlabel(f'wall time (s, log scale); load average {min(loads):.0f} to {max(loads):.0f} '
+                      'on 2 cores')
         ax.set_ylabel('validation loss (nats per character)')
-        ax.set_title('The ladder at equal time on names.txt')
+        ax.set_title('The ladder on names.txt: validation loss against wall time')
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8)
         fig.tight_layout()
@@ -177,6 +187,7 @@ def diagnostics(out: Path = ROOT / 'github_graphs' / 'diagnostics.png') -> None:
 
 
 def main():
+    global THREADS
     ap = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     ap.add_argument('what', choices=['makemore', 'budgets', 'report', 'diagnostics'])
     ap.add_argument('args', nargs='*')
@@ -192,11 +203,16 @@ def main():
     if a.what == 'report':
         return report(Path(a.args[0]) if a.args else a.out, a.markdown, a.plot)
     words = load_words(ROOT / 'data' / 'names.txt')
+    THREADS = a.threads
     if a.what == 'makemore':
         return makemore(words, a.out, every=a.every, threads=a.threads)
     for m in map(float, a.args or ['1', '2', '5', '10']):
         for rung in a.rungs.split(','):
-            budget(words, rung, m, a.out)
+            try:
+                budget(words, rung, m, a.out)
+            except UserError as e:  # the budget holds too few steps here: said, and recorded
+                emit(a.out, {'kind': 'refused', 'rung': rung, 'minutes': m, 'threads': THREADS,
+                             'why': str(e)})
 
 
 if __name__ == '__main__':
