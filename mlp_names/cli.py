@@ -778,6 +778,11 @@ def _plot_into(args, out: Path, staging: list) -> list[Path]:
     )  # matplotlib loads only for this command
 
     run = load_ladder_run(args.run)
+    if isinstance(run.config, Rung):
+        raise UserError(
+            f"plot draws an MLP's diagnostics (chapter 05); the run in {args.run} is a "
+            f'{run.config.model}: evaluate or sample it instead'
+        )
     words = run_words(run) if args.data is None else load_words(args.data)
     out.mkdir(parents=True, exist_ok=True)
     staging.append(Path(tempfile.mkdtemp(dir=out, prefix='.plot.', suffix='.tmp')))
