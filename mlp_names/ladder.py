@@ -318,6 +318,7 @@ class BigramConfig(Rung, DeeperConfig):
         return CountStep(model)
 
 
+# %% ../nbs/06a_ladder.ipynb 26
 @dataclass
 class TransformerConfig(Rung, DeeperConfig):
     "makemore.py's default transformer and its training: AdamW at 5e-4, betas (0.9, 0.99)."
@@ -361,7 +362,7 @@ def config_from_dict(d: dict) -> DeeperConfig:
     return MODELS[kind].from_dict(d)
 
 
-# %% ../nbs/06a_ladder.ipynb 32
+# %% ../nbs/06a_ladder.ipynb 33
 def whole_names(X: torch.Tensor, Y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     "The windows that hold a whole name (their target is the end): one per word."
     keep = Y == 0
@@ -386,7 +387,7 @@ def whole_name_loss(
     return total / n
 
 
-# %% ../nbs/06a_ladder.ipynb 34
+# %% ../nbs/06a_ladder.ipynb 35
 @dataclass
 class LadderRun(Run):
     "A run of any rung: a transformer trains on whole names; losses per character, as the MLP's."
@@ -412,7 +413,7 @@ class LadderRun(Run):
         }
 
 
-# %% ../nbs/06a_ladder.ipynb 37
+# %% ../nbs/06a_ladder.ipynb 38
 from array import array
 from .files import DirLock
 from mlp_names.runs import (
@@ -430,7 +431,7 @@ from mlp_names.runs import (
 )
 
 
-# %% ../nbs/06a_ladder.ipynb 38
+# %% ../nbs/06a_ladder.ipynb 39
 def count_run(run: LadderRun, words: list[str]) -> LadderRun:
     "Train a bigram run: count every pair of the training split, one step."
     loss = run.step_fn(*run.splits(words)['train'])
@@ -476,7 +477,7 @@ def start_ladder_run(
                 pass
 
 
-# %% ../nbs/06a_ladder.ipynb 39
+# %% ../nbs/06a_ladder.ipynb 40
 def load_ladder_run(run_dir) -> Run:
     "`load_run` for every rung: the run's recorded `model` says which config and model to rebuild."
     path, state = _checked_state(run_dir)
@@ -527,7 +528,7 @@ def continue_ladder_run(run_dir, steps: int | None = None, data=None, quiet: boo
         return _fit_job(run, run_words(run, data), steps, run_dir, quiet)
 
 
-# %% ../nbs/06a_ladder.ipynb 43
+# %% ../nbs/06a_ladder.ipynb 44
 RUNG_FORMAT, RUNG_VERSION = 'mlp_names.rung', 1
 
 
