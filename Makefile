@@ -9,7 +9,7 @@ TORCH_INDEX ?=
 # extra arguments for `make train`, e.g. `make train ARGS="--force"` or `make train ARGS="--resume --steps 40000"`
 ARGS ?=
 
-.PHONY: setup setup-dev train test lint export readme notebooks bench results pretrained speedrun docs docs-check clean-venv
+.PHONY: setup setup-dev train test lint export readme notebooks bench results pretrained speedrun ladder docs docs-check clean-venv
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -80,6 +80,14 @@ speedrun: setup
 # minutes on 2 cores); prints the table of losses, times and sample novelty that the README quotes
 results: setup
 	$(BIN)/python bench/results.py --markdown bench/results.md --json bench/results.json
+
+# chapter 06a's ladder on 2 threads: makemore.py's default transformer for 10,000 steps (about ten minutes on a quiet
+# machine), then every rung (bigram, original, tree, transformer) at 1, 2, 5 and 10 minutes (about an hour); one JSON
+# line per measurement in bench/ladder.jsonl, the table into bench/results.md, the picture into github_graphs/
+ladder: setup
+	$(BIN)/python bench/ladder.py makemore --out bench/ladder.jsonl
+	$(BIN)/python bench/ladder.py budgets 1 2 5 10 --out bench/ladder.jsonl
+	$(BIN)/python bench/ladder.py report bench/ladder.jsonl --markdown bench/results.md --plot github_graphs/ladder.png
 
 # the model shipped with the package, mlp_names/pretrained.safetensors + pretrained.json, from a run of the best preset
 # (train it first: mlp-names train --preset best --threads 2 --run runs/best); the site's try.html model is made from

@@ -38,7 +38,7 @@ from .files import load_words, names_path
 from .train import Run, setting_problem
 from .fused import check_bf16
 from .deeper import PRESETS, DeeperConfig, preset
-from .runs import continue_run, load_run, run_words, start_run, words_sha256
+from .runs import run_words, words_sha256
 from mlp_names.sampling import (
     KnownWords,
     Sampler,
@@ -67,6 +67,7 @@ __all__ = [
     'DEFAULT_RUN',
     'SHORT_NAMES',
     'DATA_HELP',
+    'MLP_ONLY',
     'SCORE_CHUNK',
     'MAX_LINE_BYTES',
     'GRAPHS',
@@ -83,6 +84,9 @@ __all__ = [
 ]
 
 # %% ../nbs/07_cli.ipynb 3
+from .ladder import MODELS, Rung, write_rung_export
+from .ladder import continue_ladder_run, load_ladder_run, start_ladder_run
+
 DEFAULT_RUN = 'runs/names'  # the run of `train` without --run, and of the other commands
 _RUN_HELP = (
     f'run directory (default: {DEFAULT_RUN}; where it does not exist, the model '
@@ -195,6 +199,19 @@ def _train_parser(sub, fmt) -> None:
         metavar='M',
         help='train as many steps as fit in about M minutes of this machine, the whole '
         "command included (measured first; recorded as the run's --steps)",
+    )
+    p.add_argument(
+        '--model',
+        choices=list(MODELS),
+        default=argparse.SUPPRESS,
+        help='the rung of chapter 06a: the MLP (default), a bigram by counting, or a transformer '
+        "like makemore.py's (its own defaults; --preset is the MLP's)",
+    )
+    p.add_argument(
+        '--n-head',
+        type=_parser_for(MODELS['transformer'].__dataclass_fields__['n_head']),
+        default=argparse.SUPPRESS,
+        help='attention heads per block (--model transformer; default 4)',
     )
     add_config_flags(p)
 
@@ -383,10 +400,11 @@ def build_parser() -> argparse.ArgumentParser:
 # %% ../nbs/07_cli.ipynb 18
 def _in_flags(message: str) -> str:
     "A library message with the names of the config's settings written as the flags that set them."
-    names = sorted((f.name for f in dataclasses.fields(DeeperConfig)), key=len, reverse=True)
+    every = {f.name for kind in MODELS.values() for f in dataclasses.fields(kind)}
+    names = sorted(every, key=len, reverse=True)
     fields = '|'.join(names)
     snake = '|'.join(n for n in names if '_' in n)
-    pattern = rf"\b(?:Train|Deeper)Config\.({fields})\b|\b({snake})\b"
+    pattern = rf"\b(?:Train|Deeper|Bigram|Transformer)Config\.({fields})\b|\b({snake})\b"
     return re.sub(
         pattern,
         lambda m: SHORT_NAMES.get(name := m.group(1) or m.group(2), '--' + name.replace('_', '-')),
@@ -408,6 +426,37 @@ def _process_started() -> float:
 
 
 # %% ../nbs/07_cli.ipynb 19
+MLP_ONLY = ('n_hidden', 'merge', 'dropout', 'muon', 'muon_lr', 'autograd', 'bf16')
+
+
+def _train_config(args, given: dict) -> tuple[DeeperConfig, str]:
+    "The settings of a new run of --model, and what to call them; a flag of another rung refused."
+    kind = getattr(args, 'model', 'mlp')
+    if kind == 'mlp':
+        wrong = ['n_head'] * hasattr(args, 'n_head')
+    elif kind == 'transformer':
+        wrong = ['preset'] * bool(args.preset) + [k for k in MLP_ONLY if k in given]
+    else:  # the bigram: counted in one pass, one character of context
+        keep = {'split_seed', 'init_seed', 'threads', 'checkpoint_every'}
+        wrong = ['preset'] * bool(args.preset) + ['minutes'] * bool(args.minutes)
+        wrong += [k for k in given if k not in keep] + ['n_head'] * hasattr(args, 'n_head')
+    if wrong:
+        flags = ', '.join('--' + {'max_steps': 'steps'}.get(k, k).replace('_', '-') for k in wrong)
+        raise UserError(
+            f"{flags}: not a setting of --model {kind}; drop it or choose another --model"
+        )
+    try:
+        if kind == 'mlp':
+            config = preset(args.preset or 'original', **given)
+            check_bf16(config.bf16)
+            return config, f"preset {args.preset or 'original'}"
+        extra = {'n_head': args.n_head} if hasattr(args, 'n_head') else {}
+        return MODELS[kind](**given, **extra), f'the {kind}'
+    except UserError as e:
+        raise UserError(_in_flags(str(e))) from None
+
+
+# %% ../nbs/07_cli.ipynb 20
 def cmd_train(args) -> None:
     given = {
         f.name: getattr(args, f.name)
@@ -420,22 +469,20 @@ def cmd_train(args) -> None:
                 sorted(set(given) - {'max_steps'})
                 + ['preset'] * bool(args.preset)
                 + ['minutes'] * bool(args.minutes)
+                + ['model'] * hasattr(args, 'model')
+                + ['n_head'] * hasattr(args, 'n_head')
             )
             if extra:
                 raise UserError(
                     f"--resume continues the run in {args.run} with its own settings; drop "
                     + ', '.join('--' + k.replace('_', '-') for k in extra)
                 )
-            run = continue_run(args.run, given.get('max_steps'), args.data, quiet=args.quiet)
+            run = continue_ladder_run(args.run, given.get('max_steps'), args.data, quiet=args.quiet)
         else:
-            try:
-                config = preset(args.preset or 'original', **given)
-                check_bf16(config.bf16)
-            except UserError as e:
-                raise UserError(_in_flags(str(e))) from None
+            config, name = _train_config(args, given)
             if args.minutes and 'max_steps' in given:
                 raise UserError('--minutes and --steps both say how long to train; give one')
-            run = start_run(
+            run = start_ladder_run(
                 args.run,
                 config,
                 args.data,
@@ -443,11 +490,11 @@ def cmd_train(args) -> None:
                 quiet=args.quiet,
                 minutes=args.minutes,
                 since=_process_started(),
-                name=f"preset {args.preset or 'original'}",
+                name=name,
             )
     except KeyboardInterrupt:
         try:
-            run = load_run(args.run)
+            run = load_ladder_run(args.run)
         except (OSError, ValueError):
             raise KeyboardInterrupt from None  # stopped before its first save: nothing to say
         print(
@@ -462,11 +509,11 @@ def cmd_train(args) -> None:
     print('samples:', ', '.join(sample(run, n=20, seed=0)))
 
 
-# %% ../nbs/07_cli.ipynb 21
+# %% ../nbs/07_cli.ipynb 22
 def _model_of(args) -> Run | Sampler:
     "The run of --run; else runs/names; where there is none, the model shipped with mlp_names."
     if args.run is not None or os.path.lexists(DEFAULT_RUN):
-        return load_run(args.run or DEFAULT_RUN)
+        return load_ladder_run(args.run or DEFAULT_RUN)
     s = Sampler.pretrained()
     shipped, val = s.info['source']['preset'], s.info['losses']['val']
     print(
@@ -500,7 +547,7 @@ def _split_of(model: Run | Sampler, words: list[str], part: int) -> list[str]:
     return split_words(words, _config(model).split_seed)[part]
 
 
-# %% ../nbs/07_cli.ipynb 22
+# %% ../nbs/07_cli.ipynb 23
 def cmd_sample(args) -> None:
     if args.min_len > args.max_len:
         raise UserError(
@@ -544,7 +591,7 @@ def cmd_sample(args) -> None:
             print(name)
 
 
-# %% ../nbs/07_cli.ipynb 23
+# %% ../nbs/07_cli.ipynb 24
 def _losses(model: Run | Sampler, args) -> tuple[dict, list[str]]:
     "Each split's loss, and the words: the model's own only (other words' splits are not its)."
     words = _words(model, args)
@@ -573,7 +620,7 @@ def cmd_evaluate(args) -> None:
             )
 
 
-# %% ../nbs/07_cli.ipynb 24
+# %% ../nbs/07_cli.ipynb 25
 SCORE_CHUNK = (
     10_000  # names scored at a time: memory stays bounded whatever the length of the input
 )
@@ -599,7 +646,7 @@ def _stdin_lines():
             yield n, None, 'not valid UTF-8; give UTF-8 text'
 
 
-# %% ../nbs/07_cli.ipynb 25
+# %% ../nbs/07_cli.ipynb 26
 def _names_to_score(args, vocab):
     "(where, name, problem) of each name; where: None on the command line, the line of stdin ('-')."
     for arg in args.names:
@@ -651,7 +698,7 @@ def _spool(args, vocab, names_file) -> int:
     return width
 
 
-# %% ../nbs/07_cli.ipynb 26
+# %% ../nbs/07_cli.ipynb 27
 def _chunks(names_file):
     "The names written by `_spool`, `SCORE_CHUNK` at a time."
     names_file.seek(0)
@@ -697,7 +744,7 @@ def cmd_score(args) -> None:
             print(']')
 
 
-# %% ../nbs/07_cli.ipynb 27
+# %% ../nbs/07_cli.ipynb 28
 class _HeldInterrupts:
     "A block that a Ctrl-C does not cut: the interrupt waits for its end, then is raised."
 
@@ -720,7 +767,7 @@ def _finished(args) -> None:
         signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
-# %% ../nbs/07_cli.ipynb 28
+# %% ../nbs/07_cli.ipynb 29
 GRAPHS = 6  # graph1.png … graph5.png and loss.png (chapter 05's GRAPH_FILES)
 
 
@@ -730,7 +777,12 @@ def _plot_into(args, out: Path, staging: list) -> list[Path]:
         save_graphs,
     )  # matplotlib loads only for this command
 
-    run = load_run(args.run)
+    run = load_ladder_run(args.run)
+    if isinstance(run.config, Rung):
+        raise UserError(
+            f"plot draws an MLP's diagnostics (chapter 05); the run in {args.run} is a "
+            f'{run.config.model}: evaluate or sample it instead'
+        )
     words = run_words(run) if args.data is None else load_words(args.data)
     out.mkdir(parents=True, exist_ok=True)
     staging.append(Path(tempfile.mkdtemp(dir=out, prefix='.plot.', suffix='.tmp')))
@@ -763,7 +815,7 @@ def cmd_plot(args) -> None:
         print(path)
 
 
-# %% ../nbs/07_cli.ipynb 29
+# %% ../nbs/07_cli.ipynb 30
 def cmd_export(args) -> None:
     out = Path(args.out)
     written = [out, out.with_suffix('.json')] if args.format == 'safetensors' else [out]
@@ -795,7 +847,14 @@ def cmd_export(args) -> None:
     else:
         words, train_words = None, None
         what = f'the model shipped with mlp_names {mlp_names.__version__}'
-    if args.format == 'json':
+    if isinstance(model, Run) and isinstance(model.config, Rung):
+        if args.format != 'json':
+            raise UserError(
+                f"--format {args.format} holds the MLP's layers; a {model.config.model} run "
+                'exports with --format json'
+            )
+        write_rung_export(model, train_words, out)
+    elif args.format == 'json':
         write_export(model, train_words, out)
     elif args.format == 'safetensors':
         write_weights(model, out, words)
@@ -806,7 +865,7 @@ def cmd_export(args) -> None:
     print(f'exported {what} to {sizes}')
 
 
-# %% ../nbs/07_cli.ipynb 30
+# %% ../nbs/07_cli.ipynb 31
 COMMANDS = {
     'train': cmd_train,
     'sample': cmd_sample,
