@@ -9,7 +9,7 @@ from .vocab import UserError
 from fastcore.basics import patch
 
 # %% auto 0
-__all__ = ['NS_COEFFICIENTS', 'Adam', 'check_adam_state', 'newton_schulz', 'Muon']
+__all__ = ['NS_COEFFICIENTS', 'Adam', 'newton_schulz', 'Muon', 'check_adam_state']
 
 
 # %% ../nbs/03_adam.ipynb 5
@@ -20,18 +20,6 @@ class Adam:
         self, params, lr: float = 1e-3, beta1: float = 0.9, beta2: float = 0.999, eps: float = 1e-8
     ):
         self.params = list(params)
-        if not self.params:
-            raise UserError("Adam got no parameters to optimize")
-        for i, p in enumerate(self.params):
-            if not isinstance(p, torch.Tensor) or not p.requires_grad or not p.is_leaf:
-                raise UserError(f"parameter {i} must be a leaf tensor with requires_grad=True")
-        if not lr >= 0:
-            raise UserError(f"lr must be >= 0, got {lr}")
-        for name, b in (('beta1', beta1), ('beta2', beta2)):
-            if not 0 <= b < 1:
-                raise UserError(f"{name} must be in [0, 1), got {b}")
-        if not eps >= 0:
-            raise UserError(f"eps must be >= 0, got {eps}")
         self.lr, self.beta1, self.beta2, self.eps, self.t = lr, beta1, beta2, eps, 0
         self.exp_avg = [torch.zeros_like(p) for p in self.params]  # m, one per tensor
         self.exp_avg_sq = [torch.zeros_like(p) for p in self.params]  # v
@@ -55,7 +43,107 @@ class Adam:
             p.sub_(self.lr * m_hat / (v_hat.sqrt() + self.eps))
 
 
-# %% ../nbs/03_adam.ipynb 7
+# %% ../nbs/03_adam.ipynb 13
+NS_COEFFICIENTS = (3.4445, -4.775, 2.0315)  # a, b, c of the quintic a·s + b·s³ + c·s⁵
+
+
+def newton_schulz(
+    G: torch.Tensor,
+    steps: int = 5,
+    coefficients=NS_COEFFICIENTS,
+    eps: float = 1e-7,
+    dtype: torch.dtype = torch.bfloat16,
+) -> torch.Tensor:
+    "Close to U·Vᵀ of `G` = U·S·Vᵀ: the quintic Newton–Schulz iteration, `steps` times in `dtype`."
+    a, b, c = coefficients
+    X = G.to(dtype)
+    tall = X.shape[0] > X.shape[1]
+    if tall:
+        X = X.T  # rows ≤ columns: X·Xᵀ is the small square
+    X = X / X.norm().clamp(min=eps)  # every singular value ≤ 1
+    for _ in range(steps):
+        A = X @ X.T
+        X = torch.addmm(X, torch.addmm(A, A, A, beta=b, alpha=c), X, beta=a)  # a·X + (b·A + c·A²)·X
+    return X.T if tall else X
+
+
+# %% ../nbs/03_adam.ipynb 17
+class Muon:
+    "Momentum (Nesterov) orthogonalised by Newton–Schulz, for weight matrices; decoupled decay."
+
+    def __init__(
+        self,
+        params,
+        lr: float = 1e-3,
+        momentum: float = 0.95,
+        weight_decay: float = 0.1,
+        nesterov: bool = True,
+        ns_steps: int = 5,
+        ns_coefficients=NS_COEFFICIENTS,
+        eps: float = 1e-7,
+        ns_dtype: torch.dtype = torch.bfloat16,
+    ):
+        self.params = list(params)
+        self.lr, self.momentum, self.weight_decay = lr, momentum, weight_decay
+        self.nesterov, self.ns_steps, self.ns_coefficients = (
+            nesterov,
+            ns_steps,
+            tuple(ns_coefficients),
+        )
+        self.eps, self.ns_dtype = eps, ns_dtype
+        self.t, self.momentum_buffer = 0, [torch.zeros_like(p) for p in self.params]
+
+    def zero_grad(self) -> None:
+        "Forget the gradients (the next backward pass writes new ones)."
+        for p in self.params:
+            p.grad = None
+
+    @torch.no_grad()
+    def step(self) -> None:
+        "One Muon update of every matrix that has a gradient."
+        self.t += 1
+        mu = self.momentum
+        for p, B in zip(self.params, self.momentum_buffer):
+            if p.grad is None:
+                continue
+            B.lerp_(p.grad, 1 - mu)  # B = μ·B + (1-μ)·g
+            M = p.grad.lerp(B, mu) if self.nesterov else B  # (1-μ)·g + μ·B
+            O = newton_schulz(M, self.ns_steps, self.ns_coefficients, self.eps, self.ns_dtype)
+            p.mul_(1 - self.lr * self.weight_decay)  # decoupled weight decay
+            p.add_(O, alpha=-self.lr * max(1, p.shape[0] / p.shape[1]) ** 0.5)
+
+
+# %% ../nbs/03_adam.ipynb 24
+_plain_adam_init = Adam.__init__
+
+
+@patch
+def __init__(
+    self: Adam,
+    params,
+    lr: float = 1e-3,
+    beta1: float = 0.9,
+    beta2: float = 0.999,
+    eps: float = 1e-8,
+):
+    "Refuse what Adam cannot train with, then set up as the plain `__init__` does."
+    params = list(params)
+    if not params:
+        raise UserError("Adam got no parameters to optimize")
+    for i, p in enumerate(params):
+        if not isinstance(p, torch.Tensor) or not p.requires_grad or not p.is_leaf:
+            raise UserError(f"parameter {i} must be a leaf tensor with requires_grad=True")
+    if not lr >= 0:
+        raise UserError(f"lr must be >= 0, got {lr}")
+    for name, b in (('beta1', beta1), ('beta2', beta2)):
+        if not 0 <= b < 1:
+            raise UserError(f"{name} must be in [0, 1), got {b}")
+    if not eps >= 0:
+        raise UserError(f"eps must be >= 0, got {eps}")
+    _plain_adam_init(self, params, lr, beta1, beta2, eps)
+
+
+# %% ../nbs/03_adam.ipynb 26
 @patch
 def state_dict(self: Adam) -> dict:
     "Step count, moments and hyperparameters: all an exact resume needs."
@@ -97,96 +185,49 @@ def check_adam_state(state: dict, params: list[torch.Tensor]) -> None:
             )
 
 
-# %% ../nbs/03_adam.ipynb 15
-NS_COEFFICIENTS = (3.4445, -4.775, 2.0315)  # a, b, c of the quintic a·s + b·s³ + c·s⁵
+# %% ../nbs/03_adam.ipynb 32
+_plain_muon_init = Muon.__init__
 
 
-def newton_schulz(
-    G: torch.Tensor,
-    steps: int = 5,
-    coefficients=NS_COEFFICIENTS,
+@patch
+def __init__(
+    self: Muon,
+    params,
+    lr: float = 1e-3,
+    momentum: float = 0.95,
+    weight_decay: float = 0.1,
+    nesterov: bool = True,
+    ns_steps: int = 5,
+    ns_coefficients=NS_COEFFICIENTS,
     eps: float = 1e-7,
-    dtype: torch.dtype = torch.bfloat16,
-) -> torch.Tensor:
-    "Close to U·Vᵀ of `G` = U·S·Vᵀ: the quintic Newton–Schulz iteration, `steps` times in `dtype`."
-    a, b, c = coefficients
-    X = G.to(dtype)
-    tall = X.shape[0] > X.shape[1]
-    if tall:
-        X = X.T  # rows ≤ columns: X·Xᵀ is the small square
-    X = X / X.norm().clamp(min=eps)  # every singular value ≤ 1
-    for _ in range(steps):
-        A = X @ X.T
-        X = torch.addmm(X, torch.addmm(A, A, A, beta=b, alpha=c), X, beta=a)  # a·X + (b·A + c·A²)·X
-    return X.T if tall else X
+    ns_dtype: torch.dtype = torch.bfloat16,
+):
+    "Refuse what Muon cannot train, then set up as the plain `__init__` does."
+    params = list(params)
+    if not params:
+        raise UserError("Muon got no parameters to optimize")
+    for i, p in enumerate(params):
+        leaf = isinstance(p, torch.Tensor) and p.requires_grad and p.is_leaf
+        if not leaf or p.ndim != 2:
+            raise UserError(
+                f"Muon parameter {i} must be a 2-D leaf tensor with requires_grad=True "
+                f"(a weight matrix), got shape {tuple(getattr(p, 'shape', ()))}; "
+                "give the others to Adam"
+            )
+    if not lr >= 0:
+        raise UserError(f"lr must be >= 0, got {lr}")
+    if not 0 <= momentum < 1:
+        raise UserError(f"momentum must be in [0, 1), got {momentum}")
+    if not weight_decay >= 0:
+        raise UserError(f"weight_decay must be >= 0, got {weight_decay}")
+    if not 1 <= ns_steps < 100:
+        raise UserError(f"ns_steps must be in [1, 100), got {ns_steps}")
+    _plain_muon_init(
+        self, params, lr, momentum, weight_decay, nesterov, ns_steps, ns_coefficients, eps, ns_dtype
+    )
 
 
-# %% ../nbs/03_adam.ipynb 19
-class Muon:
-    "Momentum (Nesterov) orthogonalised by Newton–Schulz, for weight matrices; decoupled weight decay."
-
-    def __init__(
-        self,
-        params,
-        lr: float = 1e-3,
-        momentum: float = 0.95,
-        weight_decay: float = 0.1,
-        nesterov: bool = True,
-        ns_steps: int = 5,
-        ns_coefficients=NS_COEFFICIENTS,
-        eps: float = 1e-7,
-        ns_dtype: torch.dtype = torch.bfloat16,
-    ):
-        self.params = list(params)
-        if not self.params:
-            raise UserError("Muon got no parameters to optimize")
-        for i, p in enumerate(self.params):
-            leaf = isinstance(p, torch.Tensor) and p.requires_grad and p.is_leaf
-            if not leaf or p.ndim != 2:
-                raise UserError(
-                    f"Muon parameter {i} must be a 2-D leaf tensor with requires_grad=True "
-                    f"(a weight matrix), got shape {tuple(getattr(p, 'shape', ()))}; "
-                    "give the others to Adam"
-                )
-        if not lr >= 0:
-            raise UserError(f"lr must be >= 0, got {lr}")
-        if not 0 <= momentum < 1:
-            raise UserError(f"momentum must be in [0, 1), got {momentum}")
-        if not weight_decay >= 0:
-            raise UserError(f"weight_decay must be >= 0, got {weight_decay}")
-        if not 1 <= ns_steps < 100:
-            raise UserError(f"ns_steps must be in [1, 100), got {ns_steps}")
-        self.lr, self.momentum, self.weight_decay, self.nesterov = (
-            lr,
-            momentum,
-            weight_decay,
-            nesterov,
-        )
-        self.ns_steps, self.ns_coefficients = ns_steps, tuple(ns_coefficients)
-        self.eps, self.ns_dtype = eps, ns_dtype
-        self.t, self.momentum_buffer = 0, [torch.zeros_like(p) for p in self.params]
-
-    def zero_grad(self) -> None:
-        "Forget the gradients (the next backward pass writes new ones)."
-        for p in self.params:
-            p.grad = None
-
-    @torch.no_grad()
-    def step(self) -> None:
-        "One Muon update of every matrix that has a gradient."
-        self.t += 1
-        mu = self.momentum
-        for p, B in zip(self.params, self.momentum_buffer):
-            if p.grad is None:
-                continue
-            B.lerp_(p.grad, 1 - mu)  # B = μ·B + (1-μ)·g
-            M = p.grad.lerp(B, mu) if self.nesterov else B  # (1-μ)·g + μ·B
-            O = newton_schulz(M, self.ns_steps, self.ns_coefficients, self.eps, self.ns_dtype)
-            p.mul_(1 - self.lr * self.weight_decay)  # decoupled weight decay
-            p.add_(O, alpha=-self.lr * max(1, p.shape[0] / p.shape[1]) ** 0.5)
-
-
-# %% ../nbs/03_adam.ipynb 20
+# %% ../nbs/03_adam.ipynb 33
 @patch
 def state_dict(self: Muon) -> dict:
     "Step count, momentum buffers and hyperparameters: all an exact resume needs."
@@ -213,8 +254,8 @@ def load_state_dict(self: Muon, state: dict) -> None:
     shapes = [tuple(p.shape) for p in self.params]
     if got != shapes:
         raise UserError(
-            f"Muon state 'momentum_buffer' holds tensors of shapes {got[:3]}..., these parameters "
-            f"have {shapes[:3]}... ({len(got)} vs {len(shapes)} tensors)"
+            f"Muon state 'momentum_buffer' holds tensors of shapes {got[:3]}..., "
+            f"these parameters have {shapes[:3]}... ({len(got)} vs {len(shapes)} tensors)"
         )
     self.t = int(state['t'])
     for own, saved in zip(self.momentum_buffer, state['momentum_buffer']):

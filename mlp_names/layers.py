@@ -26,7 +26,7 @@ __all__ = [
 
 # %% ../nbs/02_layers.ipynb 6
 class Layer:
-    "Base of all layers: named parameters and buffers, a `training` flag, the last output in `.out`."
+    "Base of all layers: named parameters and buffers, a `training` flag, the last output `.out`."
 
     param_names: tuple[str, ...] = ()
     buffer_names: tuple[str, ...] = ()
@@ -37,14 +37,10 @@ class Layer:
         "The trainable tensors, in a fixed order."
         return [t for n in self.param_names if (t := getattr(self, n)) is not None]
 
-    def named_tensors(self) -> dict[str, torch.Tensor]:
-        "Parameters and buffers by name: what a checkpoint saves."
-        names = self.param_names + self.buffer_names
-        return {n: t for n in names if (t := getattr(self, n)) is not None}
-
     def __repr__(self) -> str:
-        shapes = ', '.join(f'{n}={tuple(t.shape)}' for n, t in self.named_tensors().items())
-        return f'{type(self).__name__}({shapes})'
+        names = self.param_names + self.buffer_names
+        shapes = (f'{n}={tuple(t.shape)}' for n in names if (t := getattr(self, n)) is not None)
+        return f"{type(self).__name__}({', '.join(shapes)})"
 
 
 # %% ../nbs/02_layers.ipynb 8
@@ -178,7 +174,18 @@ class Sequential(Layer):
         return self.train(False)
 
 
-# %% ../nbs/02_layers.ipynb 32
+# %% ../nbs/02_layers.ipynb 34
+LEAKY_GAIN = math.sqrt(2 / (1 + 0.01**2))
+
+
+# %% ../nbs/02_layers.ipynb 40
+@patch
+def named_tensors(self: Layer) -> dict[str, torch.Tensor]:
+    "Parameters and buffers by name: what a checkpoint saves."
+    names = self.param_names + self.buffer_names
+    return {n: t for n in names if (t := getattr(self, n)) is not None}
+
+
 @patch
 def state_dict(self: Sequential) -> dict[str, torch.Tensor]:
     "Every parameter and buffer, named `'<layer index>.<name>'`, detached copies."
@@ -213,13 +220,9 @@ def load_state_dict(self: Sequential, state: dict[str, torch.Tensor]) -> None:
             t.copy_(state[k])
 
 
-# %% ../nbs/02_layers.ipynb 38
-LEAKY_GAIN = math.sqrt(2 / (1 + 0.01**2))
-
-
-# %% ../nbs/02_layers.ipynb 41
+# %% ../nbs/02_layers.ipynb 44
 def max_param_diff(a: Sequential, b: Sequential) -> float:
-    "The largest absolute difference between the parameters and buffers of two models of the same shape."
+    "The largest absolute difference of the parameters and buffers of two models of one shape."
     sa, sb = a.state_dict(), b.state_dict()
     if sa.keys() != sb.keys():
         raise UserError(f'the models differ in their tensors: {sorted(sa.keys() ^ sb.keys())}')
