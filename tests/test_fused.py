@@ -83,7 +83,8 @@ def test_fused_float32_run_resumes_bit_for_bit(tmp_path):
 def test_the_output_layer_unit_equals_its_two_layers_bit_for_bit():
     g = torch.Generator().manual_seed(4)
     x, dout = torch.randn(256, 64, generator=g), torch.randn(256, 27, generator=g)
-    twins = [small_tree().layers[-2:] for _ in range(2)]          # the same weights: the tree's Linear and BatchNorm1d
+    twins = [fused.fast_forms(small_tree().layers[-2:]) for _ in range(2)]  # the same weights: the tree's Linear
+    # and BatchNorm1d, with the forms the step gives them
     unit, layers = fused.NormedLinear(*twins[0]), twins[1]
     for _ in range(2):                                            # the second step through the buffers of the first
         with torch.no_grad():
