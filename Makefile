@@ -81,8 +81,9 @@ speedrun: setup
 results: setup
 	$(BIN)/python bench/results.py --markdown bench/results.md --json bench/results.json
 
-# chapter 06a's ladder on 2 threads: makemore.py's default transformer for 10,000 steps (about ten minutes on a quiet
-# machine), then every rung (bigram, original, tree, transformer) at 1, 2, 5 and 10 minutes (about an hour); one JSON
+# chapter 06a's ladder on 2 threads: makemore.py's default transformer for 10,000 steps (about four minutes on a quiet
+# machine), then every rung (bigram, original, tree, dropout, best, transformer) at 1, 2, 5 and 10 minutes (about
+# 1.5 hours); one JSON
 # line per measurement in bench/ladder.jsonl, the table into bench/results.md, the picture into github_graphs/
 ladder: setup
 	$(BIN)/python bench/ladder.py makemore --out bench/ladder.jsonl

@@ -1,5 +1,5 @@
 """The model ladder on two cores (chapter 06a): makemore.py's default transformer for 10,000 steps,
-then every rung (bigram, original MLP, tree, transformer) at wall-time budgets.
+then every rung (bigram, the MLP presets original, tree, dropout, best; transformer) at budgets.
 
     python bench/ladder.py makemore --out ladder.jsonl        # the transformer as makemore.py trains it
     python bench/ladder.py budgets 1 2 5 10 --out ladder.jsonl  # every rung at each budget (minutes)
@@ -24,7 +24,7 @@ from mlp_names.runs import steps_for_minutes  # noqa: E402
 from mlp_names.ladder import BigramConfig, LadderRun, TransformerConfig  # noqa: E402
 
 THREADS = 2
-RUNGS = ('bigram', 'original', 'tree', 'transformer')
+RUNGS = ('bigram', 'original', 'tree', 'dropout', 'best', 'transformer')
 
 
 def machine() -> dict:
@@ -84,7 +84,7 @@ def budget(words, rung: str, minutes: float, out: Path) -> None:
         config = config_of(rung, **kw)
         # the steps that fit, as --minutes counts them; a warm-up longer than a tenth of them is
         # cut to that tenth (on a loaded machine a short budget may not hold the preset's 1,000)
-        steps = steps_for_minutes(dataclasses.replace(config, warmup=0), words, minutes, since=t0)
+        steps = steps_for_minutes(dataclasses.replace(config, warmup=0), words, minutes, t0, LadderRun.of)
         config = dataclasses.replace(config, max_steps=steps, warmup=min(config.warmup, steps // 10))
         run = LadderRun.of(new_run(config, words))
         X, Y = run.splits(words)['train']
@@ -93,6 +93,17 @@ def budget(words, rung: str, minutes: float, out: Path) -> None:
     emit(out, {'kind': 'budget', 'rung': rung, 'minutes': minutes, 'steps': steps, 'threads': THREADS,
                'warmup': getattr(run.config, 'warmup', 0),
                'wall_s': time.monotonic() - t0, 'val': val})
+
+
+def _load_sentence(recs: list[dict]) -> str:
+    "What the load average (1 min) says of the times: quiet, or shared with other jobs."
+    low, high = min(r['load'][0] for r in recs), max(r['load'][0] for r in recs)
+    if high <= 2.5:  # the run's own threads and the system: nothing else ran
+        return (f'Nothing else ran: the load average (1 min) stayed between {low:.1f} and '
+                f'{high:.1f} on the 2 cores.')
+    return (f'The machine was shared with other jobs: the load average (1 min) ran from {low:.1f} '
+            f'to {high:.1f} on its 2 cores, so the times are slower than on a quiet machine and '
+            'the budgets bought fewer steps.')
 
 
 def report(path: Path, markdown: Path | None, plot: Path | None) -> None:
@@ -105,10 +116,7 @@ def report(path: Path, markdown: Path | None, plot: Path | None) -> None:
              'Chapter 06a\'s rungs on this split (`names.txt`, seed 42) on '
              f'{recs[0]["cpu"]} (torch {recs[0]["torch"]}), {"/".join(map(str, threads))} '
              'thread(s) as each row says; `python bench/ladder.py` (its docstring says how, '
-             '`make ladder` runs it all). The machine was shared with other jobs: the load average '
-             f'(1 min) ran from {min(r["load"][0] for r in recs):.1f} to '
-             f'{max(r["load"][0] for r in recs):.1f} on its 2 cores, so the times are slower '
-             'than on a quiet machine and the budgets bought fewer steps.', '']
+             '`make ladder` runs it all). ' + _load_sentence(recs), '']
     if mm:
         end, best = mm[-1], min(mm, key=lambda r: r['val'])
         lines += ['makemore.py\'s default transformer (4 layers, 4 heads, n_embd 64, batch 32, '
@@ -139,6 +147,14 @@ def report(path: Path, markdown: Path | None, plot: Path | None) -> None:
             if any(cells):
                 lines.append(f'| {rung} | ' + ' | '.join(cells) + ' |')
         lines += ['', 'The bigram is counted in one pass: the same val at every budget.']
+        trained = [r for r in bud if r['rung'] != 'bigram']
+        if trained:
+            share = [r['wall_s'] / (60 * r['minutes']) for r in trained]
+            lines += ['', f'Wall time against the budget, over the {len(share)} trained cells: from '
+                      f'{min(share):.2f} to {max(share):.2f} (median '
+                      f'{sorted(share)[len(share) // 2]:.2f}). The calibration times about a second '
+                      'of steps; a step of the same run varies by more than that from one second to '
+                      'the next on this machine.']
     text = '\n'.join(lines) + '\n'
     print(text)
     if markdown:
@@ -162,8 +178,12 @@ def report(path: Path, markdown: Path | None, plot: Path | None) -> None:
             ax.plot([r['train_s'] for r in mm], [r['val'] for r in mm], 'k.--',
                     label=f"transformer as makemore.py trains it, to step {mm[-1]['step']:,}")
         ax.set_xscale('log')
+        from matplotlib.ticker import NullFormatter
+        ticks = [15, 30, 60, 120, 300, 600]  # seconds: the budgets and halves of them
+        ax.set_xticks(ticks, [f'{t} s' if t < 60 else f'{t // 60} min' for t in ticks])
+        ax.xaxis.set_minor_formatter(NullFormatter())
         loads = [r['load'][0] for r in recs]
-        ax.set_xlabel(f'wall time (s, log scale); load average {min(loads):.0f} to {max(loads):.0f} '
+        ax.set_xlabel(f'wall time (log scale); load average {min(loads):.0f} to {max(loads):.0f} '
                       'on 2 cores')
         ax.set_ylabel('validation loss (nats per character)')
         ax.set_title('The ladder on names.txt: validation loss against wall time')

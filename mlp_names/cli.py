@@ -38,7 +38,7 @@ from .files import load_words, names_path
 from .train import Run, setting_problem
 from .fused import check_bf16
 from .deeper import PRESETS, DeeperConfig, preset
-from .runs import run_words, words_sha256
+from .runs import budget_preset, run_words, words_sha256
 from mlp_names.sampling import (
     KnownWords,
     Sampler,
@@ -198,7 +198,8 @@ def _train_parser(sub, fmt) -> None:
         type=_minutes,
         metavar='M',
         help='train as many steps as fit in about M minutes of this machine, the whole '
-        "command included (measured first; recorded as the run's --steps)",
+        "command included (measured first; recorded as the run's --steps); without --preset, "
+        'the preset measured best for M minutes (chapter 05b), on 2 threads',
     )
     p.add_argument(
         '--model',
@@ -447,9 +448,13 @@ def _train_config(args, given: dict) -> tuple[DeeperConfig, str]:
         )
     try:
         if kind == 'mlp':
-            config = preset(args.preset or 'original', **given)
+            if args.minutes and not args.preset:  # the preset measured best for the budget
+                config, name = budget_preset(args.minutes, **given)
+            else:
+                name = args.preset or 'original'
+                config = preset(name, **given)
             check_bf16(config.bf16)
-            return config, f"preset {args.preset or 'original'}"
+            return config, f"preset {name}"
         extra = {'n_head': args.n_head} if hasattr(args, 'n_head') else {}
         return MODELS[kind](**given, **extra), f'the {kind}'
     except UserError as e:

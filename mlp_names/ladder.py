@@ -414,7 +414,6 @@ class LadderRun(Run):
 
 
 # %% ../nbs/06a_ladder.ipynb 38
-from array import array
 from .files import DirLock
 from mlp_names.runs import (
     _check_target,
@@ -423,6 +422,7 @@ from mlp_names.runs import (
     _words_of,
     continue_run,
     load_run,
+    run_from_state,
     run_words,
     save_run,
     start_run,
@@ -456,7 +456,7 @@ def start_ladder_run(
     _check_target(run_dir, overwrite)
     path, words = _words_of(data)
     if minutes is not None:  # the steps that fit in `minutes`, as `start_run` counts them
-        steps = steps_for_minutes(config, words, minutes, since)
+        steps = steps_for_minutes(config, words, minutes, since, LadderRun.of)
         config = type(config).from_dict({**config.to_dict(), 'max_steps': steps})
         if not quiet:
             print(f'{minutes:g} minutes here is about {steps:,} steps of {name}', flush=True)
@@ -480,33 +480,7 @@ def start_ladder_run(
 # %% ../nbs/06a_ladder.ipynb 40
 def load_ladder_run(run_dir) -> Run:
     "`load_run` for every rung: the run's recorded `model` says which config and model to rebuild."
-    path, state = _checked_state(run_dir)
-    kind = state['config'].get('model', 'mlp') if isinstance(state.get('config'), dict) else 'mlp'
-    if kind == 'mlp':
-        return LadderRun.of(load_run(run_dir))
-    try:
-        config, vocab = config_from_dict(state['config']), Vocab.from_dict(state['vocab'])
-        step, hist = state['step'], state['history']
-        if not (isinstance(step, int) and 0 <= step == len(hist['loss'])):
-            raise UserError(
-                f"step {step!r} does not match the {len(hist['loss'])} steps of its history"
-            )
-        model = config.new_model(vocab, g := torch.Generator())
-        model.load_state_dict(state['model'])
-        step_fn = config.new_step(model)
-        step_fn.optimizer.load_state_dict(state['optimizer'])
-        g.set_state(state['generator'])
-        history = {
-            'loss': array('f', hist['loss'].tolist()),
-            'ud': list(hist['ud']),
-            'step_ud': list(hist['step_ud']),
-        }
-        data = state['data']
-        return LadderRun(
-            config, vocab, model, step_fn, g, step, history, data['path'], data['sha256']
-        )
-    except (KeyError, TypeError, ValueError, RuntimeError, AttributeError) as e:
-        raise UserError(f"{path}: damaged mlp_names run ({type(e).__name__}: {e})") from None
+    return LadderRun.of(run_from_state(*_checked_state(run_dir), config_from_dict))
 
 
 def continue_ladder_run(run_dir, steps: int | None = None, data=None, quiet: bool = False) -> Run:

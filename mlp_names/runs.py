@@ -44,12 +44,16 @@ __all__ = [
     'EVAL_ROWS',
     'LARGE_ALPHABET',
     'CALIBRATION_STEPS',
+    'EVAL_SHARE',
+    'BUDGET_PRESETS',
+    'BUDGET_THREADS',
     'NonFiniteError',
     'words_sha256',
     'state_sha256',
     'nonfinite_part',
     'run_state',
     'save_run',
+    'run_from_state',
     'load_run',
     'LogLines',
     'ProgressBar',
@@ -62,7 +66,9 @@ __all__ = [
     'check_fits',
     'alphabet_warning',
     'calibrate',
+    'check_minutes',
     'steps_for_minutes',
+    'budget_preset',
     'start_run',
     'run_words',
     'continue_run',
@@ -256,14 +262,15 @@ def _checked_state(run_dir) -> tuple[Path, dict]:
 
 
 # %% ../nbs/05b_runs.ipynb 13
-def load_run(run_dir) -> Run:
-    "Load the run saved in `run_dir`, with clear errors for anything not one, or not intact."
-    path, state = _checked_state(run_dir)
+from typing import Callable
+
+
+def run_from_state(
+    path, state: dict, config_of: Callable[[dict], DeeperConfig] = DeeperConfig.from_dict
+) -> Run:
+    "The run in `state`, read from `path`; `config_of` rebuilds its settings (04's and 05a's)."
     try:
-        config, vocab = (
-            DeeperConfig.from_dict(state['config']),
-            Vocab.from_dict(state['vocab']),
-        )  # every setting of 04 and 05a
+        config, vocab = config_of(state['config']), Vocab.from_dict(state['vocab'])
         step, hist = state['step'], state['history']
         if not (isinstance(step, int) and 0 <= step == len(hist['loss'])):
             raise UserError(
@@ -294,6 +301,11 @@ def load_run(run_dir) -> Run:
         )
     except (KeyError, TypeError, ValueError, RuntimeError, AttributeError) as e:
         raise UserError(f"{path}: damaged mlp_names run ({type(e).__name__}: {e})") from None
+
+
+def load_run(run_dir) -> Run:
+    "Load the run saved in `run_dir`, with clear errors for anything not one, or not intact."
+    return run_from_state(*_checked_state(run_dir))
 
 
 # %% ../nbs/05b_runs.ipynb 21
@@ -561,53 +573,72 @@ def alphabet_warning(vocab_size: int, config: DeeperConfig) -> str | None:
 
 
 # %% ../nbs/05b_runs.ipynb 36
+import statistics
+
 CALIBRATION_STEPS = (
     50  # timed steps at least (after 20 untimed); up to 10 times as many, or a second
 )
+EVAL_SHARE = 10  # the last evaluation is timed on one word in 10, then scaled
 
 
-def calibrate(config: DeeperConfig, words: list[str]) -> dict[str, float]:
+def calibrate(
+    config: DeeperConfig, words: list[str], run_of: Callable[[Run], Run] | None = None
+) -> dict[str, float]:
     "Seconds a step of `config`, the last evaluation, a save and the splits take here (a test run)."
     t0 = time.perf_counter()
     run = new_run(config, words)
-    splits = run.splits(words)
+    run = run_of(run) if run_of else run  # a later chapter's run: its own splits and losses
+    X, Y = run.splits(words)['train']
     setup = time.perf_counter() - t0
-    (X, Y), (Xv, Yv) = splits['train'], splits['val']
     callbacks = [StopOnNonFinite(), RecordUpdateRatios()]
     fit(run, X, Y, 20, callbacks)  # the first steps allocate buffers: untimed
-    t0, n = time.perf_counter(), 0
-    while n < CALIBRATION_STEPS or (time.perf_counter() - t0 < 1 and n < 10 * CALIBRATION_STEPS):
+    t0, windows = time.perf_counter(), []  # seconds of each 10 steps
+    while len(windows) < CALIBRATION_STEPS // 10 or (
+        time.perf_counter() - t0 < 1 and len(windows) < CALIBRATION_STEPS
+    ):
+        t1 = time.perf_counter()
         fit(run, X, Y, run.step + 10, callbacks)
-        n += 10
-    t1 = time.perf_counter()
-    evaluate(run.model, Xv[:EVAL_ROWS], Yv[:EVAL_ROWS])  # the first evaluation sets up: untimed
+        windows.append(time.perf_counter() - t1)
+    # the median of the later half: a fresh process's first steps run slower than the rest
+    step = statistics.median(windows[len(windows) // 2 :]) / 10
+    # the last evaluation as the run makes it (`run.losses`: splits built, all three scored)
+    part = words[::EVAL_SHARE] if len(words) >= 100 * EVAL_SHARE else words
+    run.losses(part[:300])  # the first evaluation sets up: untimed
     t2 = time.perf_counter()
-    evaluate(run.model, Xv, Yv)
+    run.losses(part)
     t3 = time.perf_counter()
     with tempfile.TemporaryDirectory() as d:
         save_run(run, d)
-    rows = sum(len(x) for x, _ in splits.values()) / len(Xv)
     return {
-        'step': (t1 - t0) / n,
-        'evaluate': (t3 - t2) * rows,
+        'step': step,
+        'evaluate': (t3 - t2) * len(words) / len(part),
         'save': time.perf_counter() - t3,
         'setup': setup,
     }
 
 
 # %% ../nbs/05b_runs.ipynb 37
-def steps_for_minutes(
-    config: DeeperConfig, words: list[str], minutes: float, since: float | None = None
-) -> int:
-    "How many steps of `config` fit in `minutes` from `since` (a `time.monotonic()`; default: now)."
+def check_minutes(minutes: float) -> None:
+    "Refuse a budget that is not a number of minutes above 0 (and at most 1,000,000)."
     number = isinstance(minutes, (int, float)) and not isinstance(minutes, bool)
     if not number or not 0 < minutes <= 10**6:
         raise UserError(f"minutes must be a number above 0 and at most 1000000, got {minutes!r}")
+
+
+def steps_for_minutes(
+    config: DeeperConfig,
+    words: list[str],
+    minutes: float,
+    since: float | None = None,
+    run_of: Callable[[Run], Run] | None = None,
+) -> int:
+    "How many steps of `config` fit in `minutes` from `since` (a `time.monotonic()`; default: now)."
+    check_minutes(minutes)
     since = time.monotonic() if since is None else since
-    cost = calibrate(config, words)
+    cost = calibrate(config, words, run_of)
     every = config.checkpoint_every
     per_step = cost['step'] + (cost['save'] / every if every else 0)
-    fixed = (time.monotonic() - since) + 2 * cost['setup'] + cost['evaluate'] + cost['save']
+    fixed = (time.monotonic() - since) + cost['setup'] + cost['evaluate'] + cost['save']
     steps = int((minutes * 60 - fixed) / per_step)
     if steps <= config.warmup:
         least = (fixed + (config.warmup + 1) * per_step) / 60
@@ -619,7 +650,23 @@ def steps_for_minutes(
     return steps
 
 
-# %% ../nbs/05b_runs.ipynb 38
+# %% ../nbs/05b_runs.ipynb 39
+from .deeper import preset
+
+# (budgets below these minutes, the preset): the lowest val loss of `bench/ladder.py`'s budgets
+BUDGET_PRESETS = ((1, 'tree'), (3, 'dropout'), (math.inf, 'best'))
+BUDGET_THREADS = 2  # as measured: two threads on two cores
+
+
+def budget_preset(minutes: float, **overrides) -> tuple[DeeperConfig, str]:
+    "The settings (and the name) of the preset with the lowest val loss measured in `minutes`."
+    check_minutes(minutes)
+    name = next(name for below, name in BUDGET_PRESETS if minutes < below)
+    threads = min(BUDGET_THREADS, os.cpu_count() or 1)
+    return preset(name, **{'threads': threads, **overrides}), name
+
+
+# %% ../nbs/05b_runs.ipynb 41
 def start_run(
     run_dir,
     config: DeeperConfig | None = None,
@@ -631,6 +678,9 @@ def start_run(
     name: str = 'these settings',
 ) -> Run:
     "Train a new run into `run_dir` on `data` (default: names.txt), saving as it goes."
+    if config is None and minutes is not None:  # a budget and no settings: the budget's preset
+        config, picked = budget_preset(minutes)
+        name = f'preset {picked}'
     run_dir, config = Path(run_dir), config or DeeperConfig()
     since = time.monotonic() if since is None else since
     _check_target(run_dir, overwrite)
@@ -659,7 +709,7 @@ def start_run(
                 pass
 
 
-# %% ../nbs/05b_runs.ipynb 39
+# %% ../nbs/05b_runs.ipynb 42
 def run_words(run: Run, data=None) -> list[str]:
     "The words `run` trained on: `data`, else the file it recorded or `$MLP_NAMES_DATA`; checked."
     env = os.environ.get(DATA_ENV)

@@ -6,6 +6,8 @@ from pathlib import Path
 
 import torch
 
+from mlp_names.runs import budget_preset
+
 ROOT = Path(__file__).resolve().parent.parent
 MLP_NAMES = str(Path(sys.executable).parent / 'mlp-names')
 NAMES = ROOT / 'data' / 'names.txt'
@@ -21,13 +23,15 @@ def weights(run_dir: Path) -> dict:
 
 
 def test_minutes_become_the_runs_step_count(tmp_path):
-    """The steps a budget buys are printed, recorded as the run's --steps, and trained. How closely the
-    budget is kept is a measurement: `python bench/speedrun.py --budgets 1 10` (bench/README.md)."""
+    """The steps a budget buys are printed, recorded as the run's --steps, and trained; without a
+    preset, the budget picks one. How closely the budget is kept is a measurement:
+    `python bench/speedrun.py --budgets 1 10` (bench/README.md)."""
     t0 = time.monotonic()
     r = train('--run', 'a', '--minutes', 0.25, cwd=tmp_path)
     wall = time.monotonic() - t0
     assert r.returncode == 0, r.stderr
-    m = re.match(r'0\.25 minutes here is about ([\d,]+) steps of preset original\n', r.stdout)
+    m = re.match(r'0\.25 minutes here is about ([\d,]+) steps of preset (\w+)\n', r.stdout)
+    assert m and m.group(2) == budget_preset(0.25)[1], r.stdout  # no preset: the budget's own
     steps = int(m.group(1).replace(',', ''))
     assert json.loads((tmp_path / 'a' / 'run.json').read_text())['config']['max_steps'] == steps > 100
     assert f'step {steps}:' in r.stdout
@@ -36,7 +40,7 @@ def test_minutes_become_the_runs_step_count(tmp_path):
 
 def test_minutes_run_resumes_exactly(tmp_path):
     "Interrupted and resumed, a budget run ends as a run of its recorded --steps, bit for bit."
-    args = ('--warmup', 20, '--cosine', '--n-hidden', 64)  # the cosine ends at the budget's step
+    args = ('--preset', 'original', '--warmup', 20, '--cosine', '--n-hidden', 64)  # cosine to the end
     cmd = [MLP_NAMES, 'train', '--data', NAMES, '--run', 'b', '--minutes', 0.5, *args]
     p = subprocess.Popen(list(map(str, cmd)),
                          cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
