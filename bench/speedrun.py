@@ -1,7 +1,8 @@
 """Time to a target validation loss: the wall time of the whole `mlp-names train` process.
 
 For each target, its plan (PLANS, bench/README.md) runs over several init seeds
-(`--seed`; the split stays seed 42); the script reports the mean and spread of the final val loss
+(`--seed`; the split stays seed 42), with `--bf16` where torch uses bfloat16 instructions for float32
+products (Intel's AMX or AVX-512 BF16); the script reports the mean and spread of the final val loss
 and of the wall time, and how many seeds reached the target. `--ten-minutes` adds the best val in a
 10-minute budget (`--minutes 10`, about 30 minutes for three seeds). `--peer` trains makemore part
 5's model (the tree of chapter 05a with tanh, batch 32, SGD) in torch.nn as the peer baseline, up to
@@ -18,12 +19,19 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 MLP_NAMES = str(Path(sys.executable).parent / 'mlp-names')
 
-# target val loss -> the flags of `mlp-names train` to reach it (first plans: see bench/README.md)
+# target val loss -> the flags of `mlp-names train` to reach it (how they were chosen: bench/README.md)
 PLANS = {
-    1.9937: ['--preset', 'dropout', '--steps', '7000', '--warmup', '700', '--threads', '2'],
-    1.95: ['--preset', 'dropout', '--steps', '15000', '--threads', '2'],
+    1.9937: ['--preset', 'fast', '--threads', '2'],
+    1.95: ['--preset', 'dropout', '--dropout', '0.15', '--batch-size', '1024', '--steps', '3000',
+           '--warmup', '150', '--lr', '2e-2', '--threads', '2'],
 }
 TEN_MINUTES = ['--minutes', '10']  # no preset: the budget's own (chapter 05b), on 2 threads
+
+
+def with_bf16(flags: list[str]) -> list[str]:
+    "`flags` with `--bf16` where torch uses bfloat16 instructions for float32 products here."
+    from mlp_names.fused import bf16_supported
+    return flags + ['--bf16'] * bf16_supported()
 SECTION = '\n## Speedrun'  # its section of bench/results.md (bench/results.py keeps it)
 
 
@@ -156,18 +164,18 @@ def main(argv=None) -> int:
     for target in args.targets:
         runs = []
         for seed in args.seeds:
-            runs.append(one_run(PLANS[target], seed, args.data))
+            runs.append(one_run(with_bf16(PLANS[target]), seed, args.data))
             print(f'  {target}: seed {seed}: {runs[-1]}', file=sys.stderr, flush=True)
-        rows.append(summary(f'val <= {target}', target, PLANS[target], runs))
+        rows.append(summary(f'val <= {target}', target, with_bf16(PLANS[target]), runs))
     kept = []  # how closely each budget is kept: the whole process, timed from outside
     for m in args.budgets:
-        r = one_run(['--minutes', f'{m:g}'], args.seeds[0], args.data)  # the budget's preset
+        r = one_run(with_bf16(['--minutes', f'{m:g}']), args.seeds[0], args.data)  # the budget's preset
         kept.append(f"`--minutes {m:g}`: {r['wall_s']:.1f} s, {r['wall_s'] / (60 * m):.3f} of the "
                     f"budget ({r['steps']:,} steps, val {r['val']:.4f})")
         print(kept[-1], flush=True)
     if args.ten_minutes:
-        runs = [one_run(TEN_MINUTES, seed, args.data) for seed in args.seeds]
-        rows.append(summary('best val in 10 minutes', None, TEN_MINUTES, runs))
+        runs = [one_run(with_bf16(TEN_MINUTES), seed, args.data) for seed in args.seeds]
+        rows.append(summary('best val in 10 minutes', None, with_bf16(TEN_MINUTES), runs))
     lines = ['| target | flags | val (mean ± sd, worst) | reached | wall time (mean ± sd) |',
              '|---|---|--:|--:|--:|']
     for r in rows:

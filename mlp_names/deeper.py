@@ -375,8 +375,18 @@ PRESETS = {
     ),
 }
 
-
 # %% ../nbs/05a_deeper.ipynb 46
+# a time budget's preset, not a step of the log: `wide` trained briefly and hard (guide: Speed)
+PRESETS['fast'] = {
+    **PRESETS['wide'],
+    'batch_size': 1024,
+    'max_steps': 750,
+    'lr': 1.2e-2,
+    'warmup': 75,
+}
+
+
+# %% ../nbs/05a_deeper.ipynb 47
 def preset(name: str, **overrides) -> DeeperConfig:
     "The settings of the preset `name`, with `overrides` on top."
     if name not in PRESETS:
@@ -384,7 +394,7 @@ def preset(name: str, **overrides) -> DeeperConfig:
     return DeeperConfig(**{**PRESETS[name], **overrides})
 
 
-# %% ../nbs/05a_deeper.ipynb 57
+# %% ../nbs/05a_deeper.ipynb 58
 @patch
 def __post_init__(self: DeeperConfig):
     "Chapter 04's checks, then the tree's shape and dropout's smallest step."
@@ -402,7 +412,7 @@ def __post_init__(self: DeeperConfig):
         )
 
 
-# %% ../nbs/05a_deeper.ipynb 61
+# %% ../nbs/05a_deeper.ipynb 62
 _TOP_BIT = torch.tensor(-(2**63))  # an int64 with only its top bit set
 
 

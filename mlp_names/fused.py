@@ -4,6 +4,7 @@
 
 # %% ../nbs/03b_fused.ipynb 3
 from __future__ import annotations
+from collections.abc import Callable
 from contextlib import contextmanager
 from functools import cache
 from types import MethodType
@@ -37,6 +38,8 @@ __all__ = [
     'bf16_supported',
     'check_bf16',
     'matmul_precision',
+    'folded',
+    'eval_forward',
 ]
 
 
@@ -611,3 +614,35 @@ def matmul_precision(bf16: bool):
         yield
     finally:
         torch.set_float32_matmul_precision(before)
+
+
+# %% ../nbs/03b_fused.ipynb 65
+def folded(linear: Linear, norm: BatchNorm1d) -> tuple[torch.Tensor, torch.Tensor]:
+    "Weight and bias of the one Linear that equals `linear` → `norm` in eval mode."
+    s = norm.gamma / torch.sqrt(norm.running_var + norm.eps)
+    bias = -norm.running_mean if linear.bias is None else linear.bias - norm.running_mean
+    return linear.weight * s, bias * s + norm.beta
+
+
+@torch.no_grad()
+def eval_forward(model: Sequential) -> Callable[[torch.Tensor], torch.Tensor]:
+    "`model` in eval mode as calls: each Linear → BatchNorm1d one product, LeakyRelu in place."
+    calls, layers, i = [], model.layers, 0
+    while i < len(layers):
+        if [type(layer) for layer in layers[i : i + 2]] == [Linear, BatchNorm1d]:
+            weight, bias = folded(*layers[i : i + 2])
+            calls.append(lambda x, w=weight, b=bias: torch.addmm(b, x, w))
+            i += 2
+            if i < len(layers) and type(layers[i]) is LeakyRelu:  # on the product's own tensor
+                calls.append(lambda x, slope=layers[i].negative_slope: F.leaky_relu_(x, slope))
+                i += 1
+        else:
+            calls.append(layers[i])  # as itself (the model is in eval mode)
+            i += 1
+
+    def forward(x: torch.Tensor) -> torch.Tensor:
+        for call in calls:
+            x = call(x)
+        return x
+
+    return forward

@@ -44,6 +44,7 @@ __all__ = [
     'EVAL_ROWS',
     'LARGE_ALPHABET',
     'CALIBRATION_STEPS',
+    'CALIBRATION_SHARE',
     'EVAL_SHARE',
     'BUDGET_PRESETS',
     'BUDGET_THREADS',
@@ -575,14 +576,16 @@ def alphabet_warning(vocab_size: int, config: DeeperConfig) -> str | None:
 # %% ../nbs/05b_runs.ipynb 36
 import statistics
 
-CALIBRATION_STEPS = (
-    50  # timed steps at least (after 20 untimed); up to 10 times as many, or a second
-)
+CALIBRATION_STEPS = 50  # timed steps at least (after 20 untimed), then as many as fit in `seconds`
+CALIBRATION_SHARE = 0.01  # of a budget spent timing its steps, at least a second
 EVAL_SHARE = 10  # the last evaluation is timed on one word in 10, then scaled
 
 
 def calibrate(
-    config: DeeperConfig, words: list[str], run_of: Callable[[Run], Run] | None = None
+    config: DeeperConfig,
+    words: list[str],
+    run_of: Callable[[Run], Run] | None = None,
+    seconds: float = 1.0,
 ) -> dict[str, float]:
     "Seconds a step of `config`, the last evaluation, a save and the splits take here (a test run)."
     t0 = time.perf_counter()
@@ -593,9 +596,7 @@ def calibrate(
     callbacks = [StopOnNonFinite(), RecordUpdateRatios()]
     fit(run, X, Y, 20, callbacks)  # the first steps allocate buffers: untimed
     t0, windows = time.perf_counter(), []  # seconds of each 10 steps
-    while len(windows) < CALIBRATION_STEPS // 10 or (
-        time.perf_counter() - t0 < 1 and len(windows) < CALIBRATION_STEPS
-    ):
+    while len(windows) < CALIBRATION_STEPS // 10 or time.perf_counter() - t0 < seconds:
         t1 = time.perf_counter()
         fit(run, X, Y, run.step + 10, callbacks)
         windows.append(time.perf_counter() - t1)
@@ -635,7 +636,8 @@ def steps_for_minutes(
     "How many steps of `config` fit in `minutes` from `since` (a `time.monotonic()`; default: now)."
     check_minutes(minutes)
     since = time.monotonic() if since is None else since
-    cost = calibrate(config, words, run_of)
+    # steps timed over a share of the budget: this machine's speed drifts from second to second
+    cost = calibrate(config, words, run_of, seconds=max(1.0, minutes * 60 * CALIBRATION_SHARE))
     every = config.checkpoint_every
     per_step = cost['step'] + (cost['save'] / every if every else 0)
     fixed = (time.monotonic() - since) + cost['setup'] + cost['evaluate'] + cost['save']

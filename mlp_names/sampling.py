@@ -25,6 +25,7 @@ from .vocab import BOUNDARY, UserError, Vocab, shown_letters
 from .dataset import split_words
 from .files import build_dataset_fast
 from .files import atomic_write_bytes, sha256_of
+from .fused import folded
 from .layers import BatchNorm1d, Embedding, Flatten, Layer, LeakyRelu, Linear, Sequential
 from .train import Run, evaluate
 from .deeper import DeeperConfig, Dropout, FlattenConsecutive
@@ -389,14 +390,10 @@ def fold_batchnorm(model: Sequential) -> Sequential:
     layers, L = [], model.layers
     for i, layer in enumerate(L):
         if isinstance(layer, BatchNorm1d) and i > 0 and isinstance(L[i - 1], Linear):
-            lin, k = layers.pop(), layer.gamma / torch.sqrt(layer.running_var + layer.eps)
-            folded = Linear(*lin.weight.shape, generator=torch.Generator())  # weights: below
-            bias = lin.bias if lin.bias is not None else torch.zeros_like(layer.beta)
-            folded.weight, folded.bias = (
-                lin.weight * k,
-                (bias - layer.running_mean) * k + layer.beta,
-            )
-            layers.append(folded)
+            lin = layers.pop()
+            one = Linear(*lin.weight.shape, generator=torch.Generator())  # weights: below
+            one.weight, one.bias = folded(lin, layer)  # chapter 03b's W·k and (b − μ)·k + β
+            layers.append(one)
         else:
             layers.append(copy.copy(layer))  # shares the tensors, keeps its own `.out` and mode
     return Sequential(layers).eval()  # for what is left (a BatchNorm not after a Linear, dropout)

@@ -24,7 +24,7 @@ from mlp_names.layers import (
     Sequential,
 )
 from .backward import AutogradStep, ManualStep
-from .fused import FusedStep, matmul_precision
+from .fused import FusedStep, eval_forward, matmul_precision
 
 # %% auto 0
 __all__ = [
@@ -134,10 +134,12 @@ class TrainConfig:
 def evaluate(model: Sequential, X: torch.Tensor, Y: torch.Tensor, batch_size: int = 4096) -> float:
     "Mean cross-entropy of `model` on (X, Y), BatchNorm in eval mode, in batches of `batch_size`."
     was_training, _ = model.training, model.eval()
+    # chapter 03b's eval-mode form of the layers: each BatchNorm folded into its Linear
+    forward = eval_forward(model) if isinstance(model, Sequential) else model
     try:
         return sum(
             F.cross_entropy(
-                model(X[i : i + batch_size]), Y[i : i + batch_size], reduction='sum'
+                forward(X[i : i + batch_size]), Y[i : i + batch_size], reduction='sum'
             ).item()
             for i in range(0, len(X), batch_size)
         ) / len(X)

@@ -167,3 +167,20 @@ def test_a_run_with_onednn_products_resumes_bit_for_bit_and_trains_as_with_torch
     mkl, dnn = (torch.tensor(runs[k].history['loss']) for k in (False, True))
     assert not torch.equal(mkl, dnn)                  # the other library's rounding: oneDNN did run
     assert (mkl - dnn).abs().max() < 2e-3, (mkl - dnn).abs().max()
+
+
+def test_evaluation_folds_each_batchnorm_and_agrees_with_the_layers():
+    """Chapter 04's `evaluate` runs chapter 03b's `eval_forward` (each BatchNorm folded into its
+    Linear, dropout off): the mean loss of the layers' own eval mode, to float32 rounding, on a
+    trained tree with dropout, and the model is left as it was."""
+    from mlp_names.train import evaluate, fit, new_run
+    words = load_words(names_path())
+    run = new_run(preset('dropout', **SMALL), words)
+    X, Y = run.splits(words)['val']
+    fit(run, *run.splits(words)['train'], 60)
+    before = [t.clone() for t in run.model.parameters()]
+    with torch.no_grad():
+        layers = torch.nn.functional.cross_entropy(run.model.eval()(X), Y).item()
+    run.model.train()
+    close_to(evaluate(run.model, X, Y), layers, eps=1e-5)
+    assert run.model.training and all(torch.equal(p, q) for p, q in zip(before, run.model.parameters()))

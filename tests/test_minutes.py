@@ -60,3 +60,22 @@ def test_minutes_run_resumes_exactly(tmp_path):
     assert r.returncode == 0, r.stderr
     a, b = weights(tmp_path / 'b'), weights(tmp_path / 'c')
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_a_longer_budget_is_timed_for_longer(monkeypatch):
+    """The calibration times steps for 1% of the budget, at least a second: this machine's speed
+    drifts from second to second, and a longer run is worth a longer look."""
+    from mlp_names import runs
+    from mlp_names.deeper import preset
+    asked = []
+
+    def calibrate(config, words, run_of=None, seconds=1.0):
+        asked.append(seconds)
+        return {'step': 0.01, 'evaluate': 0.0, 'save': 0.0, 'setup': 0.0}
+
+    monkeypatch.setattr(runs, 'calibrate', calibrate)
+    words = NAMES.read_text().split()
+    for minutes in (0.5, 1, 10, 100):
+        steps = runs.steps_for_minutes(preset('tree', warmup=10), words, minutes)
+        assert 0.99 * minutes * 6000 < steps <= minutes * 6000   # 10 ms a step, nothing else
+    assert asked == [1.0, 1.0, 6.0, 60.0]
