@@ -15,8 +15,7 @@ _HOLD = (
 )
 _loading_interrupted = []
 if _HOLD:
-    # Ctrl-C while torch loads (a second or two) would break its import half-way:
-    # noted, and said once loaded
+    # Ctrl-C while the modules load (a second or two) would break an import: noted, said after
     signal.signal(signal.SIGINT, lambda *_: _loading_interrupted.append(True))
 
 import argparse
@@ -55,6 +54,8 @@ from mlp_names.sampling import (
     write_onnx,
     write_weights,
 )
+from .ladder import MODELS, Rung, write_rung_export
+from .ladder import continue_ladder_run, load_ladder_run, start_ladder_run
 
 if _HOLD:
     signal.signal(signal.SIGINT, signal.default_int_handler)
@@ -84,9 +85,6 @@ __all__ = [
 ]
 
 # %% ../nbs/07_cli.ipynb 3
-from .ladder import MODELS, Rung, write_rung_export
-from .ladder import continue_ladder_run, load_ladder_run, start_ladder_run
-
 DEFAULT_RUN = 'runs/names'  # the run of `train` without --run, and of the other commands
 _RUN_HELP = (
     f'run directory (default: {DEFAULT_RUN}; where it does not exist, the model '

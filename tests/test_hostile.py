@@ -173,3 +173,13 @@ def test_huge_alphabet_warns(work):
     assert f'{1501 * (10 + 100 + 1):,} weights' in line  # its embedding, and its output layer's rows and biases
     (work / 'one.txt').write_text('emma\n')
     one_line(mlp('train', '--run', 'one', '--data', 'one.txt', cwd=work), 1, '1 word is too few')
+
+
+# 4b. The same, made certain: every module the command line imports at its top is imported while Ctrl-C is held, so
+#     no moment of the import can end in a traceback (one import after the hold once did, at 1.3 s on a slow start).
+def test_every_top_level_import_is_under_the_hold():
+    import mlp_names.cli as cli
+    lines = Path(cli.__file__).read_text(encoding='utf-8').splitlines()
+    released = next(i for i, l in enumerate(lines) if l.strip() == 'signal.signal(signal.SIGINT, signal.default_int_handler)')
+    late = [l for l in lines[released:] if l.startswith(('import ', 'from '))]
+    assert late == [], late
