@@ -66,6 +66,8 @@ __all__ = [
     'memory_needed',
     'check_fits',
     'alphabet_warning',
+    'StepTimer',
+    'timed_steps',
     'calibrate',
     'check_minutes',
     'steps_for_minutes',
@@ -581,6 +583,38 @@ CALIBRATION_SHARE = 0.01  # of a budget spent timing its steps, at least a secon
 EVAL_SHARE = 10  # the last evaluation is timed on one word in 10, then scaled
 
 
+class _TimeUp(Exception):
+    "Raised between two steps once enough steps have been timed."
+
+
+class StepTimer(Callback):
+    "The time after each step; stops training once `steps` are timed and `seconds` have passed."
+
+    def __init__(self, steps: int, seconds: float):
+        self.steps, self.seconds, self.times = steps, seconds, []
+
+    def after_step(self, run, loss):
+        self.times.append(time.perf_counter())
+        if len(self.times) > self.steps and self.times[-1] - self.times[0] >= self.seconds:
+            raise _TimeUp
+
+
+def timed_steps(run: Run, X, Y, seconds: float) -> float:
+    "Seconds a step of `run` takes here, timed inside one `fit`, as a job trains."
+    callbacks = [StopOnNonFinite(), RecordUpdateRatios()]  # what a job's steps also do
+    fit(run, X, Y, run.step + 20, callbacks)  # the first steps allocate buffers: untimed
+    timer = StepTimer(CALIBRATION_STEPS, seconds)
+    try:
+        fit(run, X, Y, run.step + 10**9, callbacks + [timer])
+    except _TimeUp:
+        pass
+    t = timer.times
+    windows = [(t[i + 10] - t[i]) / 10 for i in range(0, len(t) - 10, 10)]  # of 10 steps each
+    # the median of the later half: a fresh process's first steps run slower than the rest
+    return statistics.median(windows[len(windows) // 2 :])
+
+
+# %% ../nbs/05b_runs.ipynb 37
 def calibrate(
     config: DeeperConfig,
     words: list[str],
@@ -593,15 +627,7 @@ def calibrate(
     run = run_of(run) if run_of else run  # a later chapter's run: its own splits and losses
     X, Y = run.splits(words)['train']
     setup = time.perf_counter() - t0
-    callbacks = [StopOnNonFinite(), RecordUpdateRatios()]
-    fit(run, X, Y, 20, callbacks)  # the first steps allocate buffers: untimed
-    t0, windows = time.perf_counter(), []  # seconds of each 10 steps
-    while len(windows) < CALIBRATION_STEPS // 10 or time.perf_counter() - t0 < seconds:
-        t1 = time.perf_counter()
-        fit(run, X, Y, run.step + 10, callbacks)
-        windows.append(time.perf_counter() - t1)
-    # the median of the later half: a fresh process's first steps run slower than the rest
-    step = statistics.median(windows[len(windows) // 2 :]) / 10
+    step = timed_steps(run, X, Y, seconds)
     # the last evaluation as the run makes it (`run.losses`: splits built, all three scored)
     part = words[::EVAL_SHARE] if len(words) >= 100 * EVAL_SHARE else words
     run.losses(part[:300])  # the first evaluation sets up: untimed
@@ -618,7 +644,7 @@ def calibrate(
     }
 
 
-# %% ../nbs/05b_runs.ipynb 37
+# %% ../nbs/05b_runs.ipynb 38
 def check_minutes(minutes: float) -> None:
     "Refuse a budget that is not a number of minutes above 0 (and at most 1,000,000)."
     number = isinstance(minutes, (int, float)) and not isinstance(minutes, bool)
@@ -652,7 +678,7 @@ def steps_for_minutes(
     return steps
 
 
-# %% ../nbs/05b_runs.ipynb 39
+# %% ../nbs/05b_runs.ipynb 40
 from .deeper import preset
 
 # (budgets below these minutes, the preset): the lowest val loss of `bench/ladder.py`'s budgets
@@ -668,7 +694,7 @@ def budget_preset(minutes: float, **overrides) -> tuple[DeeperConfig, str]:
     return preset(name, **{'threads': threads, **overrides}), name
 
 
-# %% ../nbs/05b_runs.ipynb 41
+# %% ../nbs/05b_runs.ipynb 42
 def start_run(
     run_dir,
     config: DeeperConfig | None = None,
@@ -711,7 +737,7 @@ def start_run(
                 pass
 
 
-# %% ../nbs/05b_runs.ipynb 42
+# %% ../nbs/05b_runs.ipynb 43
 def run_words(run: Run, data=None) -> list[str]:
     "The words `run` trained on: `data`, else the file it recorded or `$MLP_NAMES_DATA`; checked."
     env = os.environ.get(DATA_ENV)

@@ -79,3 +79,25 @@ def test_a_longer_budget_is_timed_for_longer(monkeypatch):
         steps = runs.steps_for_minutes(preset('tree', warmup=10), words, minutes)
         assert 0.99 * minutes * 6000 < steps <= minutes * 6000   # 10 ms a step, nothing else
     assert asked == [1.0, 1.0, 6.0, 60.0]
+
+
+def test_calibration_times_steps_inside_one_fit(monkeypatch):
+    """A budget's steps are timed as a job trains them, inside one `fit` (separate short `fit`
+    calls ran slower and varied more): 20 untimed steps, then one `fit` that `StepTimer` stops
+    after at least 50 steps and the seconds asked for."""
+    from mlp_names import runs
+    from mlp_names.deeper import preset
+    calls, real = [], runs.fit
+
+    def counted(run, X, Y, until, callbacks=()):
+        calls.append((run.step, until))
+        return real(run, X, Y, until, callbacks)
+
+    monkeypatch.setattr(runs, 'fit', counted)
+    words = NAMES.read_text().split()[:2000]
+    t0 = time.perf_counter()
+    cost = runs.calibrate(preset('tree', threads=1), words, seconds=0.5)
+    took = time.perf_counter() - t0
+    assert [c[0] for c in calls] == [0, 20] and calls[0][1] == 20, calls  # two fits, no more
+    assert calls[1][1] > 10**6  # open-ended: the timer ends it
+    assert took >= 0.5 and 0 < cost['step'] < 0.5, (took, cost)
