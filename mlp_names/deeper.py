@@ -18,6 +18,7 @@ from .train import TrainConfig, make_step, scale_as_original, setting
 # %% auto 0
 __all__ = [
     'PRESETS',
+    'TIMED_PRESETS',
     'FlattenConsecutive',
     'Dropout',
     'DeeperConfig',
@@ -376,7 +377,7 @@ PRESETS = {
 }
 
 # %% ../nbs/05a_deeper.ipynb 46
-# a time budget's preset, not a step of the log: `wide` trained briefly and hard (guide: Speed)
+# a time budget's presets, not steps of the log: trained briefly and hard (guide: Speed)
 PRESETS['fast'] = {
     **PRESETS['wide'],
     'batch_size': 1024,
@@ -384,6 +385,15 @@ PRESETS['fast'] = {
     'lr': 1.2e-2,
     'warmup': 75,
 }
+PRESETS['minute'] = {
+    **PRESETS['dropout'],
+    'batch_size': 1024,
+    'max_steps': 5000,
+    'lr': 2e-2,
+    'warmup': 150,
+    'weight_decay': 0.05,
+}
+TIMED_PRESETS = ('fast', 'minute')  # chosen for a time budget
 
 
 # %% ../nbs/05a_deeper.ipynb 47
