@@ -37,7 +37,7 @@ from .files import load_words, names_path
 from .train import Run, setting_problem
 from .fused import check_bf16
 from .deeper import PRESETS, DeeperConfig, preset
-from .runs import budget_preset, run_words, words_sha256
+from .runs import budget_preset, run_words, saved_at, words_sha256
 from mlp_names.sampling import (
     KnownWords,
     Sampler,
@@ -190,7 +190,8 @@ def _train_parser(sub, fmt) -> None:
         help="start from a preset's settings (chapter 05a): original is the "
         "default run; tree, wide, dropout and best are deeper models; fast is the "
         "quickest found below val 1.9937, minute the best found for budgets under 2 "
-        "minutes; flags given beside it override its values",
+        "minutes, ensemble three best models averaged (--members), for long budgets; "
+        "flags given beside it override its values",
     )
     p.add_argument(
         '--minutes',
@@ -426,7 +427,7 @@ def _process_started() -> float:
 
 
 # %% ../nbs/07_cli.ipynb 19
-MLP_ONLY = ('n_hidden', 'merge', 'dropout', 'muon', 'muon_lr', 'autograd', 'bf16')
+MLP_ONLY = ('n_hidden', 'merge', 'dropout', 'muon', 'muon_lr', 'autograd', 'bf16', 'members')
 
 
 def _train_config(args, given: dict) -> tuple[DeeperConfig, str]:
@@ -502,8 +503,8 @@ def cmd_train(args) -> None:
         except (OSError, ValueError):
             raise KeyboardInterrupt from None  # stopped before its first save: nothing to say
         print(
-            f"mlp-names train: interrupted; saved at step {run.step} to {args.run}; continue with "
-            f"`mlp-names train --run {args.run} --resume`",
+            f"mlp-names train: interrupted; saved {saved_at(run, args.run)} to {args.run}; "
+            f"continue with `mlp-names train --run {args.run} --resume`",
             file=sys.stderr,
         )
         raise SystemExit(130)

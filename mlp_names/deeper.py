@@ -4,7 +4,9 @@
 
 # %% ../nbs/05a_deeper.ipynb 2
 from __future__ import annotations
+import dataclasses
 import math
+from array import array
 from dataclasses import dataclass
 import torch
 from fastcore.basics import patch
@@ -12,8 +14,8 @@ from .vocab import UserError, Vocab
 from .layers import BatchNorm1d, Embedding, Layer, LeakyRelu, Linear, Sequential
 from .adam import Adam, Muon
 from .backward import AutogradStep, FlatAdam, ManualStep
-from .fused import FusedStep
-from .train import TrainConfig, make_step, scale_as_original, setting
+from .fused import FusedStep, folded
+from .train import Run, TrainConfig, make_step, scale_as_original, setting, train
 
 # %% auto 0
 __all__ = [
@@ -30,6 +32,13 @@ __all__ = [
     'MuonAdamW',
     'deeper_step',
     'preset',
+    'member_config',
+    'averaged_shape',
+    'average_models',
+    'NoOptimizer',
+    'AveragedStep',
+    'averaged_run',
+    'train_members',
 ]
 
 
@@ -153,6 +162,13 @@ class DeeperConfig(TrainConfig):
     )
     muon_lr: float = setting(
         0.02, 'Muon learning rate, scaled by the schedule as lr is (with --muon)', 0, 10, above=True
+    )
+    members: int = setting(
+        1,
+        'models trained one after another from init_seed, init_seed + 1, …, '
+        'then averaged into one (chapter 05a)',
+        1,
+        16,
     )
 
 
@@ -405,9 +421,131 @@ def preset(name: str, **overrides) -> DeeperConfig:
 
 
 # %% ../nbs/05a_deeper.ipynb 58
+def member_config(config: DeeperConfig, i: int) -> DeeperConfig:
+    "The settings of member `i` (from 0) of `config`: one model, initialised from its own seed."
+    return dataclasses.replace(config, members=1, init_seed=(config.init_seed + i) % 2**63)
+
+
+def averaged_shape(config: DeeperConfig) -> DeeperConfig:
+    "The one model that `config`'s members average into: every layer `members` times as wide."
+    K = config.members
+    return dataclasses.replace(
+        config, members=1, n_embd=config.n_embd * K, n_hidden=config.n_hidden * K
+    )
+
+
+@torch.no_grad()
+def average_models(models: list[Sequential], into: Sequential) -> Sequential:
+    "Fill `into` (of `averaged_shape`) so that its eval-mode logits are the mean of `models`'."
+    K, last = len(models), max(i for i, layer in enumerate(into) if isinstance(layer, Linear))
+    for i, (wide, *parts) in enumerate(zip(into, *models)):
+        if isinstance(wide, Embedding):  # each position: every member's vector, side by side
+            wide.weight.copy_(torch.cat([p.weight for p in parts], 1))
+            width = parts[0].weight.shape[1]  # a member's numbers per position
+        elif isinstance(wide, Linear) and i < last:  # block-diagonal
+            positions = parts[0].weight.shape[0] // width  # a merge puts positions side by side
+            blocks = wide.weight.zero_().view(positions, K, width, K, -1)
+            for k, p in enumerate(parts):
+                blocks[:, k, :, k, :] = p.weight.view(positions, width, -1)
+            if wide.bias is not None:
+                wide.bias.copy_(torch.cat([p.bias for p in parts]))
+            width = parts[0].weight.shape[1]
+        elif isinstance(wide, Linear):  # the logits: each member's BatchNorm folded, then the mean
+            pairs = [folded(m[i], m[i + 1]) for m in models]
+            wide.weight.copy_(torch.cat([weight for weight, _ in pairs]) / K)
+            if wide.bias is not None:
+                wide.bias.zero_()
+            norm = into[i + 1]  # adds the mean bias, and normalises nothing
+            norm.gamma.fill_(1), norm.running_mean.zero_(), norm.running_var.fill_(1 - norm.eps)
+            norm.beta.copy_(sum(bias for _, bias in pairs) / K)
+            return into
+        elif isinstance(wide, BatchNorm1d):
+            for name in (*wide.param_names, *wide.buffer_names):
+                getattr(wide, name).copy_(torch.cat([getattr(p, name) for p in parts]))
+    return into
+
+
+# %% ../nbs/05a_deeper.ipynb 62
+@patch
+def new_model(self: DeeperConfig, vocab: Vocab, generator: torch.Generator) -> Sequential:
+    "The tree `build_tree` makes; for several members, the one model they are averaged into."
+    return build_tree(self if self.members == 1 else averaged_shape(self), vocab, generator)
+
+
+class NoOptimizer:
+    "What a model that never trains saves and loads as its optimizer: nothing."
+
+    lr = 0.0
+
+    def state_dict(self) -> dict:
+        return {}
+
+    def load_state_dict(self, state: dict) -> None:
+        if state:
+            raise UserError('an averaged model has no optimizer state, yet some was found')
+
+
+class AveragedStep:
+    "The step of a model averaged from members: it never trains, so its optimizer holds nothing."
+
+    def __init__(self):
+        self.optimizer = NoOptimizer()
+
+    def __call__(self, X: torch.Tensor, Y: torch.Tensor) -> float:
+        raise UserError(
+            'a model averaged from members is not trained as one; train its members '
+            '(train_members, or `mlp-names train --resume`)'
+        )
+
+
+@patch
+def new_step(self: DeeperConfig, model: Sequential) -> ManualStep | AutogradStep | AveragedStep:
+    return deeper_step(self, model) if self.members == 1 else AveragedStep()
+
+
+# %% ../nbs/05a_deeper.ipynb 63
+def averaged_run(config: DeeperConfig, members: list[Run]) -> Run:
+    "One run of `config`: the average of `members`' models, at their step, with their mean loss."
+    first = members[0]
+    if len(members) != config.members or any(m.step != first.step for m in members):
+        raise UserError(
+            f'{config.members} members at one step are averaged; '
+            f'got steps {[m.step for m in members]}'
+        )
+    model = config.new_model(first.vocab, g := torch.Generator().manual_seed(config.init_seed))
+    average_models([m.model for m in members], into=model)
+    history = {'loss': array('f', torch.tensor([m.history['loss'] for m in members]).mean(0))}
+    for k in ('ud', 'step_ud'):  # update ratios, per parameter: the members' mean
+        history[k] = [sum(rows) / len(rows) for rows in zip(*(m.history[k] for m in members))]
+    step_fn = config.new_step(model)
+    return Run(
+        config,
+        first.vocab,
+        model,
+        step_fn,
+        g,
+        first.step,
+        history,
+        first.data_path,
+        first.data_sha256,
+    )
+
+
+def train_members(config: DeeperConfig, words: list[str], callbacks=()) -> Run:
+    "Train each member of `config` as chapter 04's `train` does; their average as one run."
+    members = [train(member_config(config, i), words, callbacks) for i in range(config.members)]
+    return averaged_run(config, members)
+
+
+# %% ../nbs/05a_deeper.ipynb 68
+PRESETS['ensemble'] = {**PRESETS['best'], 'max_steps': 22000, 'members': 3}
+TIMED_PRESETS += ('ensemble',)  # chosen for a time budget, as fast and minute
+
+
+# %% ../nbs/05a_deeper.ipynb 71
 @patch
 def __post_init__(self: DeeperConfig):
-    "Chapter 04's checks, then the tree's shape and dropout's smallest step."
+    "Chapter 04's checks, then the tree's shape, dropout's smallest step and the members' width."
     TrainConfig.__post_init__(self)
     if self.merge and self.block_size not in [self.merge**k for k in range(1, self.n_layers + 1)]:
         raise UserError(
@@ -420,9 +558,17 @@ def __post_init__(self: DeeperConfig):
             f'DeeperConfig.dropout {self.dropout!r} rounds to 0 in steps of 1/256: '
             'use 0, or at least 0.002'
         )
+    for f in dataclasses.fields(self):  # the averaged model is `members` times as wide
+        if f.name in ('n_embd', 'n_hidden') and getattr(self, f.name) * self.members > (
+            most := f.metadata['max']
+        ):
+            raise UserError(
+                f'DeeperConfig.members {self.members} × {f.name} {getattr(self, f.name)} must be '
+                f'at most {most}, the width of the model they are averaged into'
+            )
 
 
-# %% ../nbs/05a_deeper.ipynb 62
+# %% ../nbs/05a_deeper.ipynb 75
 _TOP_BIT = torch.tensor(-(2**63))  # an int64 with only its top bit set
 
 

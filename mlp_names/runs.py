@@ -33,7 +33,7 @@ from mlp_names.files import (
     stale_temporaries,
 )
 from .train import Callback, RecordUpdateRatios, Run, TrainConfig, evaluate, fit, new_run
-from .deeper import DeeperConfig, tree_levels
+from .deeper import DeeperConfig, averaged_run, member_config, tree_levels
 
 # %% auto 0
 __all__ = [
@@ -75,6 +75,9 @@ __all__ = [
     'start_run',
     'run_words',
     'continue_run',
+    'member_dir',
+    'fit_members',
+    'saved_at',
 ]
 
 # %% ../nbs/05b_runs.ipynb 6
@@ -659,14 +662,20 @@ def steps_for_minutes(
     since: float | None = None,
     run_of: Callable[[Run], Run] | None = None,
 ) -> int:
-    "How many steps of `config` fit in `minutes` from `since` (a `time.monotonic()`; default: now)."
+    "Steps of `config` (of each member) that fit in `minutes` from `since` (`time.monotonic()`)."
     check_minutes(minutes)
     since = time.monotonic() if since is None else since
-    # steps timed over a share of the budget: this machine's speed drifts from second to second
-    cost = calibrate(config, words, run_of, seconds=max(1.0, minutes * 60 * CALIBRATION_SHARE))
+    K = getattr(config, 'members', 1)  # chapter 04's configs have one model
+    member = member_config(config, 0) if K > 1 else config  # members train one after another
+    # a member's steps timed over a share of the whole budget, as one model's are: this
+    # machine's speed drifts from second to second
+    cost = calibrate(member, words, run_of, seconds=max(1.0, minutes * 60 * CALIBRATION_SHARE))
     every = config.checkpoint_every
-    per_step = cost['step'] + (cost['save'] / every if every else 0)
-    fixed = (time.monotonic() - since) + cost['setup'] + cost['evaluate'] + cost['save']
+    per_step = K * (cost['step'] + (cost['save'] / every if every else 0))  # a step of each
+    # each member is set up and saved; the averaged model, K times as wide, is scored (K² the
+    # products of a member) and saved (K² its numbers)
+    fixed = (time.monotonic() - since) + K * (cost['setup'] + cost['save'])
+    fixed += K * K * (cost['evaluate'] + cost['save']) if K > 1 else cost['evaluate']
     steps = int((minutes * 60 - fixed) / per_step)
     if steps <= config.warmup:
         least = (fixed + (config.warmup + 1) * per_step) / 60
@@ -682,7 +691,7 @@ def steps_for_minutes(
 from .deeper import preset
 
 # (budgets below these minutes, the preset): the lowest val loss measured at each budget
-BUDGET_PRESETS = ((2, 'minute'), (3, 'dropout'), (math.inf, 'best'))
+BUDGET_PRESETS = ((2, 'minute'), (3, 'dropout'), (10, 'best'), (math.inf, 'ensemble'))
 BUDGET_THREADS = 2  # as measured: two threads on two cores
 
 
@@ -710,6 +719,7 @@ def start_run(
         config, picked = budget_preset(minutes)
         name = f'preset {picked}'
     run_dir, config = Path(run_dir), config or DeeperConfig()
+    K = getattr(config, 'members', 1)  # chapter 04's configs have one model
     since = time.monotonic() if since is None else since
     _check_target(run_dir, overwrite)
     path, words = _words_of(data)
@@ -718,8 +728,9 @@ def start_run(
         steps = steps_for_minutes(config, words, minutes, since)
         config = type(config).from_dict({**config.to_dict(), 'max_steps': steps})
         if not quiet:
-            print(f'{minutes:g} minutes here is about {steps:,} steps of {name}', flush=True)
-    check_fits(config, vocab_size, _n_examples(words))
+            each = f' for each of its {config.members} members' if K > 1 else ''
+            print(f'{minutes:g} minutes here is about {steps:,} steps of {name}{each}', flush=True)
+    check_fits(member_config(config, 0) if K > 1 else config, vocab_size, _n_examples(words))
     if warning := alphabet_warning(vocab_size, config):
         print(warning, file=sys.stderr)
     run = new_run(config, words, data_path=path, data_sha256=words_sha256(words))
@@ -727,6 +738,8 @@ def start_run(
     try:
         with DirLock(run_dir):
             _check_target(run_dir, overwrite)  # again, now that no one else can write here
+            if K > 1:
+                return fit_members(run, words, run_dir, quiet, path, overwrite)
             return _fit_job(run, words, config.max_steps, run_dir, quiet, made_dir)
     finally:
         if made_dir and not (run_dir / RUN_FILE).exists():
@@ -768,5 +781,45 @@ def continue_run(run_dir, steps: int | None = None, data=None, quiet: bool = Fal
             )
         run.config = type(run.config).from_dict({**run.config.to_dict(), 'max_steps': steps})
         words = run_words(run, data)
+        if run.config.members > 1:
+            return fit_members(run, words, Path(run_dir), quiet, data)
         check_fits(run.config, len(run.vocab), _n_examples(words))
         return _fit_job(run, words, steps, run_dir, quiet)
+
+
+# %% ../nbs/05b_runs.ipynb 51
+def member_dir(run_dir, i: int) -> Path:
+    "Where member `i` (from 0) of the run in `run_dir` trains."
+    return Path(run_dir) / f'member{i + 1}'
+
+
+def fit_members(
+    run: Run, words: list[str], run_dir: Path, quiet: bool, data=None, overwrite: bool | None = None
+) -> Run:
+    "Start (`overwrite` given) or continue each member of `run`; save their average in `run_dir`."
+    config, places = run.config, [member_dir(run_dir, i) for i in range(run.config.members)]
+    if overwrite is not None:  # a new run: no member's place may hold another run
+        for place in places:
+            _check_target(place, overwrite)
+        save_run(run, run_dir)  # at step 0: the members and their settings, for --resume
+    data = data if data is not None else run.data_path
+    members = []
+    for i, place in enumerate(places):
+        if not quiet:
+            print(f'member {i + 1} of {config.members}', flush=True)
+        if (place / RUN_FILE).exists() and overwrite is None:
+            members.append(continue_run(place, config.max_steps, data, quiet))
+        else:
+            members.append(start_run(place, member_config(config, i), data, bool(overwrite), quiet))
+    averaged = averaged_run(config, members)
+    save_run(averaged, run_dir)
+    return averaged
+
+
+def saved_at(run: Run, run_dir) -> str:
+    "Where the run in `run_dir` stands on disk: its step, or the step of the member training."
+    if run.config.members == 1 or run.step == run.config.max_steps:
+        return f'at step {run.step}'
+    steps = [_step_on_disk(member_dir(run_dir, i)) for i in range(run.config.members)]
+    i = max([i for i, step in enumerate(steps) if step is not None], default=0)
+    return f'member {i + 1} of {run.config.members} at step {steps[i] or 0}'
