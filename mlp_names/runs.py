@@ -70,6 +70,7 @@ __all__ = [
     'timed_steps',
     'calibrate',
     'check_minutes',
+    'one_member',
     'steps_for_minutes',
     'budget_preset',
     'start_run',
@@ -617,7 +618,7 @@ def timed_steps(run: Run, X, Y, seconds: float) -> float:
     return statistics.median(windows[len(windows) // 2 :])
 
 
-# %% ../nbs/05b_runs.ipynb 37
+# %% ../nbs/05b_runs.ipynb 38
 def calibrate(
     config: DeeperConfig,
     words: list[str],
@@ -647,12 +648,17 @@ def calibrate(
     }
 
 
-# %% ../nbs/05b_runs.ipynb 38
+# %% ../nbs/05b_runs.ipynb 39
 def check_minutes(minutes: float) -> None:
     "Refuse a budget that is not a number of minutes above 0 (and at most 1,000,000)."
     number = isinstance(minutes, (int, float)) and not isinstance(minutes, bool)
     if not number or not 0 < minutes <= 10**6:
         raise UserError(f"minutes must be a number above 0 and at most 1000000, got {minutes!r}")
+
+
+def one_member(config: DeeperConfig | TrainConfig) -> DeeperConfig | TrainConfig:
+    "What each member of `config` trains: `config` itself where it is one model (chapter 04's too)."
+    return member_config(config, 0) if getattr(config, 'members', 1) > 1 else config
 
 
 def steps_for_minutes(
@@ -665,11 +671,11 @@ def steps_for_minutes(
     "Steps of `config` (of each member) that fit in `minutes` from `since` (`time.monotonic()`)."
     check_minutes(minutes)
     since = time.monotonic() if since is None else since
-    K = getattr(config, 'members', 1)  # chapter 04's configs have one model
-    member = member_config(config, 0) if K > 1 else config  # members train one after another
+    K = getattr(config, 'members', 1)  # members train one after another
     # a member's steps timed over a share of the whole budget, as one model's are: this
     # machine's speed drifts from second to second
-    cost = calibrate(member, words, run_of, seconds=max(1.0, minutes * 60 * CALIBRATION_SHARE))
+    seconds = max(1.0, minutes * 60 * CALIBRATION_SHARE)
+    cost = calibrate(one_member(config), words, run_of, seconds)
     every = config.checkpoint_every
     per_step = K * (cost['step'] + (cost['save'] / every if every else 0))  # a step of each
     # each member is set up and saved; the averaged model, K times as wide, is scored (K² the
@@ -687,7 +693,7 @@ def steps_for_minutes(
     return steps
 
 
-# %% ../nbs/05b_runs.ipynb 40
+# %% ../nbs/05b_runs.ipynb 41
 from .deeper import preset
 
 # (budgets below these minutes, the preset): the lowest val loss measured at each budget
@@ -703,7 +709,7 @@ def budget_preset(minutes: float, **overrides) -> tuple[DeeperConfig, str]:
     return preset(name, **{'threads': threads, **overrides}), name
 
 
-# %% ../nbs/05b_runs.ipynb 42
+# %% ../nbs/05b_runs.ipynb 43
 def start_run(
     run_dir,
     config: DeeperConfig | None = None,
@@ -730,7 +736,7 @@ def start_run(
         if not quiet:
             each = f' for each of its {config.members} members' if K > 1 else ''
             print(f'{minutes:g} minutes here is about {steps:,} steps of {name}{each}', flush=True)
-    check_fits(member_config(config, 0) if K > 1 else config, vocab_size, _n_examples(words))
+    check_fits(one_member(config), vocab_size, _n_examples(words))
     if warning := alphabet_warning(vocab_size, config):
         print(warning, file=sys.stderr)
     run = new_run(config, words, data_path=path, data_sha256=words_sha256(words))
@@ -739,7 +745,9 @@ def start_run(
         with DirLock(run_dir):
             _check_target(run_dir, overwrite)  # again, now that no one else can write here
             if K > 1:
-                return fit_members(run, words, run_dir, quiet, path, overwrite)
+                return fit_members(
+                    run, words, run_dir, quiet, path, fresh=True, overwrite=overwrite
+                )
             return _fit_job(run, words, config.max_steps, run_dir, quiet, made_dir)
     finally:
         if made_dir and not (run_dir / RUN_FILE).exists():
@@ -750,7 +758,7 @@ def start_run(
                 pass
 
 
-# %% ../nbs/05b_runs.ipynb 43
+# %% ../nbs/05b_runs.ipynb 44
 def run_words(run: Run, data=None) -> list[str]:
     "The words `run` trained on: `data`, else the file it recorded or `$MLP_NAMES_DATA`; checked."
     env = os.environ.get(DATA_ENV)
@@ -787,18 +795,24 @@ def continue_run(run_dir, steps: int | None = None, data=None, quiet: bool = Fal
         return _fit_job(run, words, steps, run_dir, quiet)
 
 
-# %% ../nbs/05b_runs.ipynb 51
+# %% ../nbs/05b_runs.ipynb 52
 def member_dir(run_dir, i: int) -> Path:
     "Where member `i` (from 0) of the run in `run_dir` trains."
     return Path(run_dir) / f'member{i + 1}'
 
 
 def fit_members(
-    run: Run, words: list[str], run_dir: Path, quiet: bool, data=None, overwrite: bool | None = None
+    run: Run,
+    words: list[str],
+    run_dir: Path,
+    quiet: bool,
+    data=None,
+    fresh: bool = False,
+    overwrite: bool = False,
 ) -> Run:
-    "Start (`overwrite` given) or continue each member of `run`; save their average in `run_dir`."
+    "Start (`fresh`) or continue each member of `run`; save their average in `run_dir`."
     config, places = run.config, [member_dir(run_dir, i) for i in range(run.config.members)]
-    if overwrite is not None:  # a new run: no member's place may hold another run
+    if fresh:  # a new run: no member's place may hold another run (but with `overwrite`)
         for place in places:
             _check_target(place, overwrite)
         save_run(run, run_dir)  # at step 0: the members and their settings, for --resume
@@ -807,10 +821,10 @@ def fit_members(
     for i, place in enumerate(places):
         if not quiet:
             print(f'member {i + 1} of {config.members}', flush=True)
-        if (place / RUN_FILE).exists() and overwrite is None:
+        if (place / RUN_FILE).exists() and not fresh:
             members.append(continue_run(place, config.max_steps, data, quiet))
-        else:
-            members.append(start_run(place, member_config(config, i), data, bool(overwrite), quiet))
+        else:  # a new run's member, or one that never saved
+            members.append(start_run(place, member_config(config, i), data, overwrite, quiet))
     averaged = averaged_run(config, members)
     save_run(averaged, run_dir)
     return averaged
