@@ -37,7 +37,7 @@ from .files import load_words, names_path
 from .train import Run, setting_problem
 from .fused import check_bf16
 from .deeper import PRESETS, DeeperConfig, preset
-from .runs import budget_preset, run_words, saved_at, words_sha256
+from .runs import budget_preset, budget_threads, run_words, saved_at, words_sha256
 from mlp_names.sampling import (
     KnownWords,
     Sampler,
@@ -198,8 +198,9 @@ def _train_parser(sub, fmt) -> None:
         type=_minutes,
         metavar='M',
         help='train as many steps as fit in about M minutes of this machine, the whole '
-        "command included (measured first; recorded as the run's --steps); without --preset, "
-        'the preset measured best for M minutes (chapter 05b), on 2 threads',
+        "command included (measured first; recorded as the run's --steps), on 2 threads "
+        'unless --threads says; without --preset, the preset measured best for M minutes '
+        '(chapter 05b)',
     )
     p.add_argument(
         '--model',
@@ -446,6 +447,8 @@ def _train_config(args, given: dict) -> tuple[DeeperConfig, str]:
         raise UserError(
             f"{flags}: not a setting of --model {kind}; drop it or choose another --model"
         )
+    if args.minutes:  # a budget trains on the threads it was measured with, unless --threads says
+        given = {'threads': budget_threads(), **given}
     try:
         if kind == 'mlp':
             if args.minutes and not args.preset:  # the preset measured best for the budget

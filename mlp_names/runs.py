@@ -72,6 +72,7 @@ __all__ = [
     'check_minutes',
     'one_member',
     'steps_for_minutes',
+    'budget_threads',
     'budget_preset',
     'start_run',
     'run_words',
@@ -697,16 +698,20 @@ def steps_for_minutes(
 from .deeper import preset
 
 # (budgets below these minutes, the preset): the lowest val loss measured at each budget
-BUDGET_PRESETS = ((2, 'minute'), (3, 'dropout'), (10, 'best'), (math.inf, 'ensemble'))
+BUDGET_PRESETS = ((2, 'minute'), (3, 'dropout'), (7, 'best'), (math.inf, 'ensemble'))
 BUDGET_THREADS = 2  # as measured: two threads on two cores
+
+
+def budget_threads() -> int:
+    "The threads a budget trains on: those it was measured with, or fewer on a smaller machine."
+    return min(BUDGET_THREADS, os.cpu_count() or 1)
 
 
 def budget_preset(minutes: float, **overrides) -> tuple[DeeperConfig, str]:
     "The settings (and the name) of the preset with the lowest val loss measured in `minutes`."
     check_minutes(minutes)
     name = next(name for below, name in BUDGET_PRESETS if minutes < below)
-    threads = min(BUDGET_THREADS, os.cpu_count() or 1)
-    return preset(name, **{'threads': threads, **overrides}), name
+    return preset(name, **{'threads': budget_threads(), **overrides}), name
 
 
 # %% ../nbs/05b_runs.ipynb 43

@@ -123,7 +123,9 @@ def test_transformer_minutes(tmp_path):
     m = re.match(r'2 minutes here is about ([\d,]+) steps of the transformer\n', r.stdout)
     assert m, r.stdout
     steps = int(m.group(1).replace(',', ''))
-    assert json.loads((tmp_path / 'm' / 'run.json').read_text())['config']['max_steps'] == steps
+    config = json.loads((tmp_path / 'm' / 'run.json').read_text())['config']
+    assert config['max_steps'] == steps
+    assert config['threads'] == min(2, os.cpu_count())  # a budget's threads, as for the MLP
     assert f'step {steps}:' in r.stdout
     for cmd in (('sample', '-n', 3, '--seed', 1), ('score', 'emma'), ('evaluate',),
                 ('export', '--out', 'm.json')):

@@ -40,7 +40,8 @@ def test_minutes_become_the_runs_step_count(tmp_path):
 
 def test_minutes_run_resumes_exactly(tmp_path):
     "Interrupted and resumed, a budget run ends as a run of its recorded --steps, bit for bit."
-    args = ('--preset', 'original', '--warmup', 20, '--cosine', '--n-hidden', 64)  # cosine to the end
+    # cosine to the end; --threads beside --minutes wins over the budget's two
+    args = ('--preset', 'original', '--warmup', 20, '--cosine', '--n-hidden', 64, '--threads', 1)
     cmd = [MLP_NAMES, 'train', '--data', NAMES, '--run', 'b', '--minutes', 0.5, *args]
     p = subprocess.Popen(list(map(str, cmd)),
                          cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
@@ -54,6 +55,7 @@ def test_minutes_run_resumes_exactly(tmp_path):
     assert p.returncode == 130 and 'interrupted; saved at step' in err, err
     stopped = json.loads((tmp_path / 'b' / 'run.json').read_text())
     assert 0 < stopped['step'] < steps and stopped['config']['max_steps'] == steps
+    assert stopped['config']['threads'] == 1
     r = train('--run', 'b', '--resume', '--quiet', cwd=tmp_path)
     assert r.returncode == 0 and f'step {steps}:' in r.stdout, r.stderr
     r = train('--run', 'c', '--steps', steps, '--quiet', *args, cwd=tmp_path)
