@@ -694,7 +694,7 @@ def steps_for_minutes(
     return steps
 
 
-# %% ../nbs/05b_runs.ipynb 41
+# %% ../nbs/05b_runs.ipynb 42
 from .deeper import preset
 
 # (budgets below these minutes, the preset): the lowest val loss measured at each budget
@@ -714,7 +714,7 @@ def budget_preset(minutes: float, **overrides) -> tuple[DeeperConfig, str]:
     return preset(name, **{'threads': budget_threads(), **overrides}), name
 
 
-# %% ../nbs/05b_runs.ipynb 43
+# %% ../nbs/05b_runs.ipynb 44
 def start_run(
     run_dir,
     config: DeeperConfig | None = None,
@@ -763,7 +763,7 @@ def start_run(
                 pass
 
 
-# %% ../nbs/05b_runs.ipynb 44
+# %% ../nbs/05b_runs.ipynb 45
 def run_words(run: Run, data=None) -> list[str]:
     "The words `run` trained on: `data`, else the file it recorded or `$MLP_NAMES_DATA`; checked."
     env = os.environ.get(DATA_ENV)
@@ -800,7 +800,7 @@ def continue_run(run_dir, steps: int | None = None, data=None, quiet: bool = Fal
         return _fit_job(run, words, steps, run_dir, quiet)
 
 
-# %% ../nbs/05b_runs.ipynb 52
+# %% ../nbs/05b_runs.ipynb 53
 def member_dir(run_dir, i: int) -> Path:
     "Where member `i` (from 0) of the run in `run_dir` trains."
     return Path(run_dir) / f'member{i + 1}'
