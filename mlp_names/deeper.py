@@ -9,6 +9,7 @@ import math
 from array import array
 from dataclasses import dataclass
 import torch
+import torch.nn.functional as F
 from fastcore.basics import patch
 from .vocab import UserError, Vocab
 from .layers import BatchNorm1d, Embedding, Layer, LeakyRelu, Linear, Sequential
@@ -39,6 +40,7 @@ __all__ = [
     'AveragedStep',
     'averaged_run',
     'train_members',
+    'MembersForward',
 ]
 
 
@@ -543,6 +545,65 @@ TIMED_PRESETS += ('ensemble',)  # chosen for a time budget, as fast and minute
 
 
 # %% ../nbs/05a_deeper.ipynb 71
+class MembersForward:
+    "A model averaged from `K` members (`average_models`), in eval mode, scored member by member."
+
+    @torch.no_grad()
+    def __init__(self, model: Sequential, K: int):
+        self.model, self.K, layers = model, K, model.layers
+        last = max(i for i, layer in enumerate(layers) if isinstance(layer, Linear))
+        self.calls, width, i = [[] for _ in range(K)], layers[0].weight.shape[1] // K, 1
+        while i < last:  # after the embedding, up to the logits
+            layer = layers[i]
+            if isinstance(layer, Linear):  # its diagonal blocks: one product of each member's
+                weight, bias = folded(layer, layers[i + 1])
+                positions, out = weight.shape[0] // (K * width), weight.shape[1] // K
+                blocks = weight.view(positions, K, width, K, out)
+                for k, calls in enumerate(self.calls):
+                    w, b = blocks[:, k, :, k, :].reshape(-1, out), bias[k * out : (k + 1) * out]
+                    calls.append(lambda x, w=w, b=b: torch.addmm(b, x, w))
+                width, i = out, i + 2
+                continue
+            if isinstance(layer, LeakyRelu):  # in place, on the product's own tensor
+                call = lambda x, slope=layer.negative_slope: F.leaky_relu_(x, slope)  # noqa: E731
+            elif isinstance(layer, Dropout):  # nothing in eval mode
+                call = None
+            else:  # a merge of positions: within each member's part as in the wide rows
+                call = layer
+            for calls in self.calls:
+                calls += [call] if call else []
+            i += 1
+        self.last = folded(layers[last], layers[last + 1])  # stacked: it sums the members' shares
+
+    training = property(lambda self: self.model.training)
+
+    def eval(self) -> MembersForward:
+        self.model.eval()
+        return self
+
+    def train(self, mode: bool = True) -> MembersForward:
+        self.model.train(mode)
+        return self
+
+    @torch.no_grad()
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        e = self.model.layers[0](x)  # each position: every member's vector, side by side
+        width, hidden = e.shape[-1] // self.K, []
+        for k, calls in enumerate(self.calls):
+            h = e[..., k * width : (k + 1) * width]
+            for call in calls:
+                h = call(h)
+            hidden.append(h)
+        weight, bias = self.last
+        return torch.addmm(bias, torch.cat(hidden, -1), weight)
+
+
+@patch
+def scorer(self: DeeperConfig, model: Sequential) -> Sequential | MembersForward:
+    return model if self.members == 1 else MembersForward(model, self.members)
+
+
+# %% ../nbs/05a_deeper.ipynb 75
 @patch
 def __post_init__(self: DeeperConfig):
     "Chapter 04's checks, then the tree's shape, dropout's smallest step and the members' width."
@@ -568,7 +629,7 @@ def __post_init__(self: DeeperConfig):
             )
 
 
-# %% ../nbs/05a_deeper.ipynb 75
+# %% ../nbs/05a_deeper.ipynb 79
 _TOP_BIT = torch.tensor(-(2**63))  # an int64 with only its top bit set
 
 

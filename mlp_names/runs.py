@@ -679,10 +679,10 @@ def steps_for_minutes(
     cost = calibrate(one_member(config), words, run_of, seconds)
     every = config.checkpoint_every
     per_step = K * (cost['step'] + (cost['save'] / every if every else 0))  # a step of each
-    # each member is set up and saved; the averaged model, K times as wide, is scored (K² the
-    # products of a member) and saved (K² its numbers)
-    fixed = (time.monotonic() - since) + K * (cost['setup'] + cost['save'])
-    fixed += K * K * (cost['evaluate'] + cost['save']) if K > 1 else cost['evaluate']
+    # each member is set up and saved; the averaged model, K times as wide, is scored member
+    # by member (K times a member's products, chapter 05a) and saved (K² its numbers)
+    fixed = (time.monotonic() - since) + K * (cost['setup'] + cost['save'] + cost['evaluate'])
+    fixed += K * K * cost['save'] if K > 1 else 0
     steps = int((minutes * 60 - fixed) / per_step)
     if steps <= config.warmup:
         least = (fixed + (config.warmup + 1) * per_step) / 60

@@ -125,6 +125,9 @@ class TrainConfig:
     def new_step(self, model: Sequential) -> ManualStep | AutogradStep:
         return make_step(self, model)
 
+    def scorer(self, model: Sequential) -> Sequential:
+        return model  # what `Run.losses` scores: the model (chapter 05a: an average, by members)
+
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
 
@@ -175,7 +178,8 @@ class Run:
 
     def losses(self, words: list[str]) -> dict[str, float]:
         "Loss of each split of `words`."
-        return {name: evaluate(self.model, X, Y) for name, (X, Y) in self.splits(words).items()}
+        scored = self.config.scorer(self.model)
+        return {name: evaluate(scored, X, Y) for name, (X, Y) in self.splits(words).items()}
 
 
 # %% ../nbs/04_train.ipynb 20

@@ -6,6 +6,7 @@ import json, re, signal, subprocess, sys
 
 import pytest
 import torch
+import torch.nn.functional as F
 
 from mlp_names.fused import eval_forward
 from mlp_names.runs import load_run, member_dir
@@ -61,6 +62,9 @@ def test_the_averaged_model_is_the_mean_of_its_members(pair):
     X, Y = run.splits(NAMES.read_text().split())['val']
     mean = sum(eval_forward(m.model)(X) for m in members) / 2
     assert (eval_forward(run.model)(X) - mean).abs().max() < 5e-6  # float32 rounding
+    # its losses are scored member by member (chapter 05a): the loss of the members' mean
+    val = run.losses(NAMES.read_text().split())['val']
+    assert abs(val - F.cross_entropy(mean.double(), Y).item()) < 1e-6, val
     with pytest.raises(UserError, match='not trained as one'):
         fit(run, X, Y, run.step + 1)
 
