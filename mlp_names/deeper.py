@@ -540,7 +540,15 @@ def train_members(config: DeeperConfig, words: list[str], callbacks=()) -> Run:
 
 
 # %% ../nbs/05a_deeper.ipynb 68
-PRESETS['ensemble'] = {**PRESETS['best'], 'max_steps': 22000, 'members': 3}
+# members trained in batches of 512: more names learned in the same time (measured above)
+PRESETS['ensemble'] = {
+    **PRESETS['best'],
+    'batch_size': 512,
+    'lr': 4e-3,
+    'warmup': 500,
+    'max_steps': 11000,
+    'members': 3,
+}
 TIMED_PRESETS += ('ensemble',)  # chosen for a time budget, as fast and minute
 
 
