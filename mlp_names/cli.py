@@ -901,7 +901,13 @@ def main(argv: list[str] | None = None) -> int:
     ) as e:  # what the user asked for, or the machine; a bug keeps its traceback
         print(f'mlp-names {args.command}: error: {e}', file=sys.stderr)
         return 1
-    except KeyboardInterrupt:
+    except (KeyboardInterrupt, ImportError) as e:
+        # Ctrl-C while an extension module initialises (matplotlib's, in plot) arrives as its
+        # ImportError, caused by the KeyboardInterrupt; any other ImportError is a bug
+        if isinstance(e, ImportError) and not isinstance(
+            e.__cause__ or e.__context__, KeyboardInterrupt
+        ):
+            raise
         print(
             f"mlp-names{' ' + args.command if 'args' in locals() else ''}: interrupted",
             file=sys.stderr,

@@ -183,3 +183,27 @@ def test_every_top_level_import_is_under_the_hold():
     released = next(i for i, l in enumerate(lines) if l.strip() == 'signal.signal(signal.SIGINT, signal.default_int_handler)')
     late = [l for l in lines[released:] if l.startswith(('import ', 'from '))]
     assert late == [], late
+
+
+# 4b. Ctrl-C while an extension module initialises (matplotlib's, as plot saves its first graph)
+#     reaches the command as that module's ImportError, caused by the KeyboardInterrupt: still one
+#     line and status 130. Any other ImportError keeps its traceback, as a bug should.
+def test_an_interrupt_inside_an_import_is_an_interrupt(monkeypatch, capsys):
+    from mlp_names import cli as cli_module
+
+    def interrupted_import(args):
+        try:
+            raise KeyboardInterrupt
+        except KeyboardInterrupt as e:
+            raise ImportError('initialization failed') from e
+
+    monkeypatch.setitem(cli_module.COMMANDS, 'plot', interrupted_import)
+    assert cli_module.main(['plot', '--run', 'r']) == 130
+    assert capsys.readouterr().err == 'mlp-names plot: interrupted\n'
+
+    def missing_module(args):
+        raise ImportError('No module named nowhere')
+
+    monkeypatch.setitem(cli_module.COMMANDS, 'plot', missing_module)
+    with pytest.raises(ImportError, match='nowhere'):
+        cli_module.main(['plot', '--run', 'r'])
