@@ -20,6 +20,7 @@ from .train import Run, TrainConfig, make_step, scale_as_original, setting, trai
 
 # %% auto 0
 __all__ = [
+    'ADAM_BETAS',
     'PRESETS',
     'TIMED_PRESETS',
     'FlattenConsecutive',
@@ -153,6 +154,12 @@ class DeeperConfig(TrainConfig):
     weight_decay: float = setting(
         0.0, 'decoupled weight decay of the weight matrices: AdamW (chapter 05a)', 0, 1
     )
+    beta1: float = setting(
+        0.9, "Adam's decay of its average gradient, β1 (chapters 03, 05a)", 0, 0.9999
+    )
+    beta2: float = setting(
+        0.999, "Adam's decay of its average squared gradient, β2 (chapters 03, 05a)", 0, 0.9999
+    )
     warmup: int = setting(0, 'steps of linear learning-rate warm-up (chapter 05a)', 0, 10**9)
     cosine: bool = setting(
         False, 'lower the learning rate along a cosine to 0 at max_steps (chapter 05a)'
@@ -265,10 +272,16 @@ class MuonAdamW:
     "`Muon` for `matrices`, `AdamW` for `others`; setting `lr` sets Muon's in ratio muon_lr / lr."
 
     def __init__(
-        self, matrices, others, lr: float = 2e-3, muon_lr: float = 0.02, weight_decay: float = 0.0
+        self,
+        matrices,
+        others,
+        lr: float = 2e-3,
+        muon_lr: float = 0.02,
+        weight_decay: float = 0.0,
+        **betas,  # AdamW's beta1 and beta2
     ):
         self.muon = Muon(matrices, lr=muon_lr, weight_decay=weight_decay)
-        self.adam = AdamW(others, lr=lr, weight_decay=weight_decay)
+        self.adam = AdamW(others, lr=lr, weight_decay=weight_decay, **betas)
         self.params, self.muon_scale = self.muon.params + self.adam.params, muon_lr / lr
 
     @property
@@ -299,20 +312,23 @@ class MuonAdamW:
 
 
 # %% ../nbs/05a_deeper.ipynb 35
+ADAM_BETAS = (0.9, 0.999)  # chapter 03's defaults, the original's
+
+
 def deeper_step(config: DeeperConfig, model: Sequential) -> ManualStep | AutogradStep:
-    "The step of `config`: chapter 04's, or with weight decay FlatAdamW (AdamW with autograd)."
+    "The step of `config`: chapter 04's, or FlatAdamW with its decay and betas (AdamW: autograd)."
+    betas = {'beta1': config.beta1, 'beta2': config.beta2}
     if config.muon:
-        return AutogradStep(
-            model,
-            optimizer=MuonAdamW(*muon_split(model), config.lr, config.muon_lr, config.weight_decay),
-        )
-    if not config.weight_decay:
+        lrs = config.lr, config.muon_lr, config.weight_decay
+        return AutogradStep(model, optimizer=MuonAdamW(*muon_split(model), *lrs, **betas))
+    if not config.weight_decay and tuple(betas.values()) == ADAM_BETAS:
         return make_step(config, model)
     if config.autograd:
         return AutogradStep(
-            model, optimizer=AdamW(model.parameters(), config.lr, config.weight_decay)
+            model, optimizer=AdamW(model.parameters(), config.lr, config.weight_decay, **betas)
         )
-    return FusedStep(model, optimizer=FlatAdamW(model.parameters(), config.lr, config.weight_decay))
+    flat = FlatAdamW(model.parameters(), config.lr, config.weight_decay, **betas)
+    return FusedStep(model, optimizer=flat)
 
 
 @patch
@@ -335,7 +351,7 @@ def lr_at(self: DeeperConfig, step: int) -> float:
     )
 
 
-# %% ../nbs/05a_deeper.ipynb 45
+# %% ../nbs/05a_deeper.ipynb 47
 PRESETS = {
     'original': {},
     'tree': dict(
@@ -394,14 +410,16 @@ PRESETS = {
     ),
 }
 
-# %% ../nbs/05a_deeper.ipynb 46
+# %% ../nbs/05a_deeper.ipynb 48
 # a time budget's presets, not steps of the log: trained briefly and hard (guide: Speed)
 PRESETS['fast'] = {
     **PRESETS['wide'],
     'batch_size': 1024,
-    'max_steps': 750,
-    'lr': 1.2e-2,
+    'max_steps': 650,
+    'lr': 1.6e-2,
     'warmup': 75,
+    'beta1': 0.8,  # a short run: Adam's averages over fewer steps (above)
+    'beta2': 0.9,
 }
 PRESETS['minute'] = {
     **PRESETS['dropout'],
@@ -414,7 +432,7 @@ PRESETS['minute'] = {
 TIMED_PRESETS = ('fast', 'minute')  # chosen for a time budget
 
 
-# %% ../nbs/05a_deeper.ipynb 47
+# %% ../nbs/05a_deeper.ipynb 49
 def preset(name: str, **overrides) -> DeeperConfig:
     "The settings of the preset `name`, with `overrides` on top."
     if name not in PRESETS:
@@ -422,7 +440,7 @@ def preset(name: str, **overrides) -> DeeperConfig:
     return DeeperConfig(**{**PRESETS[name], **overrides})
 
 
-# %% ../nbs/05a_deeper.ipynb 58
+# %% ../nbs/05a_deeper.ipynb 60
 def member_config(config: DeeperConfig, i: int) -> DeeperConfig:
     "The settings of member `i` (from 0) of `config`: one model, initialised from its own seed."
     return dataclasses.replace(config, members=1, init_seed=(config.init_seed + i) % 2**63)
@@ -467,7 +485,7 @@ def average_models(models: list[Sequential], into: Sequential) -> Sequential:
     return into
 
 
-# %% ../nbs/05a_deeper.ipynb 62
+# %% ../nbs/05a_deeper.ipynb 64
 @patch
 def new_model(self: DeeperConfig, vocab: Vocab, generator: torch.Generator) -> Sequential:
     "The tree `build_tree` makes; for several members, the one model they are averaged into."
@@ -505,7 +523,7 @@ def new_step(self: DeeperConfig, model: Sequential) -> ManualStep | AutogradStep
     return deeper_step(self, model) if self.members == 1 else AveragedStep()
 
 
-# %% ../nbs/05a_deeper.ipynb 63
+# %% ../nbs/05a_deeper.ipynb 65
 def averaged_run(config: DeeperConfig, members: list[Run]) -> Run:
     "One run of `config`: the average of `members`' models, at their step, with their mean loss."
     first = members[0]
@@ -539,7 +557,7 @@ def train_members(config: DeeperConfig, words: list[str], callbacks=()) -> Run:
     return averaged_run(config, members)
 
 
-# %% ../nbs/05a_deeper.ipynb 68
+# %% ../nbs/05a_deeper.ipynb 70
 # members trained in batches of 512: more names learned in the same time (measured above)
 PRESETS['ensemble'] = {
     **PRESETS['best'],
@@ -552,7 +570,7 @@ PRESETS['ensemble'] = {
 TIMED_PRESETS += ('ensemble',)  # chosen for a time budget, as fast and minute
 
 
-# %% ../nbs/05a_deeper.ipynb 71
+# %% ../nbs/05a_deeper.ipynb 73
 class MembersForward:
     "A model averaged from `K` members (`average_models`), in eval mode, scored member by member."
 
@@ -611,7 +629,7 @@ def scorer(self: DeeperConfig, model: Sequential) -> Sequential | MembersForward
     return model if self.members == 1 else MembersForward(model, self.members)
 
 
-# %% ../nbs/05a_deeper.ipynb 75
+# %% ../nbs/05a_deeper.ipynb 77
 @patch
 def __post_init__(self: DeeperConfig):
     "Chapter 04's checks, then the tree's shape, dropout's smallest step and the members' width."
@@ -637,7 +655,7 @@ def __post_init__(self: DeeperConfig):
             )
 
 
-# %% ../nbs/05a_deeper.ipynb 79
+# %% ../nbs/05a_deeper.ipynb 81
 _TOP_BIT = torch.tensor(-(2**63))  # an int64 with only its top bit set
 
 

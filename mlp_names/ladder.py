@@ -347,7 +347,8 @@ class TransformerConfig(Rung, DeeperConfig):
         return build_transformer(self, vocab, generator)
 
     def new_step(self, model: Sequential) -> TransformerStep:
-        opt = AdamW(model.parameters(), self.lr, self.weight_decay, beta2=self.beta2)
+        betas = {'beta1': self.beta1, 'beta2': self.beta2}
+        opt = AdamW(model.parameters(), self.lr, self.weight_decay, **betas)
         return TransformerStep(model, optimizer=opt)
 
 
