@@ -52,10 +52,15 @@ def one_run(flags: list[str], seed: int, data: Path) -> dict:
         t0 = time.monotonic()
         r = subprocess.run(cmd, capture_output=True, text=True)
         wall = time.monotonic() - t0
-    if r.returncode != 0: raise SystemExit(f'speedrun: {" ".join(cmd)} failed: {r.stderr.strip()}')
+        if r.returncode != 0:
+            raise SystemExit(f'speedrun: {" ".join(cmd)} failed: {r.stderr.strip()}')
+        config = json.loads((Path(d) / 'run' / 'run.json').read_text())['config']
     m = re.search(r'step (\d+): train loss ([\d.]+), val loss ([\d.]+)', r.stdout)
-    return {'seed': seed, 'wall_s': wall, 'steps': int(m.group(1)), 'train': float(m.group(2)),
-            'val': float(m.group(3))}
+    # the steps of each member: the first's max_steps, the others' member_steps (0: the same)
+    members = [config['max_steps']] + [config.get('member_steps') or config['max_steps']] * (
+        config.get('members', 1) - 1)
+    return {'seed': seed, 'wall_s': wall, 'steps': int(m.group(1)), 'member_steps': members,
+            'train': float(m.group(2)), 'val': float(m.group(3))}
 
 
 def summary(name: str, target: float | None, flags: list[str], runs: list[dict]) -> dict:
@@ -176,6 +181,11 @@ def main(argv=None) -> int:
     if args.ten_minutes:
         runs = [one_run(with_bf16(TEN_MINUTES), seed, args.data) for seed in args.seeds]
         rows.append(summary('best val in 10 minutes', None, with_bf16(TEN_MINUTES), runs))
+        for r in runs:  # each seed's budget kept, and the steps of its members
+            kept.append(f"`--minutes 10`, seed {r['seed']}: {r['wall_s']:.1f} s, "
+                        f"{r['wall_s'] / 600:.3f} of the budget (steps of the members "
+                        f"{', '.join(f'{s:,}' for s in r['member_steps'])}; val {r['val']:.4f})")
+            print(kept[-1], flush=True)
     lines = ['| target | flags | val (mean ± sd, worst) | reached | wall time (mean ± sd) |',
              '|---|---|--:|--:|--:|']
     for r in rows:

@@ -198,9 +198,10 @@ def _train_parser(sub, fmt) -> None:
         type=_minutes,
         metavar='M',
         help='train as many steps as fit in about M minutes of this machine, the whole '
-        "command included (measured first; recorded as the run's --steps), on 2 threads "
-        'unless --threads says; without --preset, the preset measured best for M minutes '
-        '(chapter 05b)',
+        "command included (measured first; recorded as the run's --steps; members after the "
+        "first are planned again from the first's time, recorded as --member-steps), on 2 "
+        'threads unless --threads says; without --preset, the preset measured best for M '
+        'minutes (chapter 05b)',
     )
     p.add_argument(
         '--model',
@@ -428,7 +429,10 @@ def _process_started() -> float:
 
 
 # %% ../nbs/07_cli.ipynb 19
-MLP_ONLY = ('n_hidden', 'merge', 'dropout', 'muon', 'muon_lr', 'autograd', 'bf16', 'members')
+MLP_ONLY = (
+    *('n_hidden', 'merge', 'dropout', 'muon', 'muon_lr', 'autograd', 'bf16'),
+    *('members', 'member_steps'),
+)
 
 
 def _train_config(args, given: dict) -> tuple[DeeperConfig, str]:
@@ -488,8 +492,10 @@ def cmd_train(args) -> None:
             run = continue_ladder_run(args.run, given.get('max_steps'), args.data, quiet=args.quiet)
         else:
             config, name = _train_config(args, given)
-            if args.minutes and 'max_steps' in given:
-                raise UserError('--minutes and --steps both say how long to train; give one')
+            lengths = {'max_steps': '--steps', 'member_steps': '--member-steps'}
+            if args.minutes and (told := [flag for k, flag in lengths.items() if k in given]):
+                flags = ' and '.join(told)
+                raise UserError(f'--minutes and {flags} both say how long to train; give one')
             run = start_ladder_run(
                 args.run,
                 config,

@@ -5,6 +5,7 @@
 # %% ../nbs/05a_deeper.ipynb 2
 from __future__ import annotations
 import dataclasses
+import itertools
 import math
 from array import array
 from dataclasses import dataclass
@@ -39,6 +40,7 @@ __all__ = [
     'average_models',
     'NoOptimizer',
     'AveragedStep',
+    'planned_steps',
     'averaged_run',
     'train_members',
     'MembersForward',
@@ -138,6 +140,9 @@ def backward(self: Dropout, dout: torch.Tensor) -> torch.Tensor:
 
 
 # %% ../nbs/05a_deeper.ipynb 18
+ADAM_BETAS = (0.9, 0.999)  # chapter 03's defaults, the original's
+
+
 @dataclass
 class DeeperConfig(TrainConfig):
     "Chapter 04's settings and this chapter's; the defaults are the original's run."
@@ -155,10 +160,13 @@ class DeeperConfig(TrainConfig):
         0.0, 'decoupled weight decay of the weight matrices: AdamW (chapter 05a)', 0, 1
     )
     beta1: float = setting(
-        0.9, "Adam's decay of its average gradient, β1 (chapters 03, 05a)", 0, 0.9999
+        ADAM_BETAS[0], "Adam's decay of its average gradient, β1 (chapters 03, 05a)", 0, 0.9999
     )
     beta2: float = setting(
-        0.999, "Adam's decay of its average squared gradient, β2 (chapters 03, 05a)", 0, 0.9999
+        ADAM_BETAS[1],
+        "Adam's decay of its average squared gradient, β2 (chapters 03, 05a)",
+        0,
+        0.9999,
     )
     warmup: int = setting(0, 'steps of linear learning-rate warm-up (chapter 05a)', 0, 10**9)
     cosine: bool = setting(
@@ -178,6 +186,13 @@ class DeeperConfig(TrainConfig):
         'then averaged into one (chapter 05a)',
         1,
         16,
+    )
+    member_steps: int = setting(
+        0,
+        'training steps of each member after the first; 0: max_steps, as the first '
+        '(chapter 05a; a budget in minutes sets it, chapter 05b)',
+        0,
+        10**9,
     )
 
 
@@ -312,9 +327,6 @@ class MuonAdamW:
 
 
 # %% ../nbs/05a_deeper.ipynb 35
-ADAM_BETAS = (0.9, 0.999)  # chapter 03's defaults, the original's
-
-
 def deeper_step(config: DeeperConfig, model: Sequential) -> ManualStep | AutogradStep:
     "The step of `config`: chapter 04's, or FlatAdamW with its decay and betas (AdamW: autograd)."
     betas = {'beta1': config.beta1, 'beta2': config.beta2}
@@ -442,15 +454,21 @@ def preset(name: str, **overrides) -> DeeperConfig:
 
 # %% ../nbs/05a_deeper.ipynb 60
 def member_config(config: DeeperConfig, i: int) -> DeeperConfig:
-    "The settings of member `i` (from 0) of `config`: one model, initialised from its own seed."
-    return dataclasses.replace(config, members=1, init_seed=(config.init_seed + i) % 2**63)
+    "The settings of member `i` (from 0) of `config`: one model, from its own seed, its steps."
+    steps = config.member_steps if i and config.member_steps else config.max_steps
+    seed = (config.init_seed + i) % 2**63
+    return dataclasses.replace(config, members=1, member_steps=0, max_steps=steps, init_seed=seed)
 
 
 def averaged_shape(config: DeeperConfig) -> DeeperConfig:
     "The one model that `config`'s members average into: every layer `members` times as wide."
     K = config.members
     return dataclasses.replace(
-        config, members=1, n_embd=config.n_embd * K, n_hidden=config.n_hidden * K
+        config,
+        members=1,
+        member_steps=0,
+        n_embd=config.n_embd * K,
+        n_hidden=config.n_hidden * K,
     )
 
 
@@ -524,19 +542,29 @@ def new_step(self: DeeperConfig, model: Sequential) -> ManualStep | AutogradStep
 
 
 # %% ../nbs/05a_deeper.ipynb 65
+def planned_steps(config: DeeperConfig) -> list[int]:
+    "The steps each member of `config` trains: `max_steps` the first, `member_steps` the others."
+    return [member_config(config, i).max_steps for i in range(config.members)]
+
+
 def averaged_run(config: DeeperConfig, members: list[Run]) -> Run:
-    "One run of `config`: the average of `members`' models, at their step, with their mean loss."
-    first = members[0]
-    if len(members) != config.members or any(m.step != first.step for m in members):
+    "One run of `config`: the average of `members`' models, at the longest's step, their mean loss."
+    first, planned = members[0], planned_steps(config)
+    if [m.step for m in members] != planned:
         raise UserError(
-            f'{config.members} members at one step are averaged; '
+            f'members are averaged once each has trained its steps {planned}; '
             f'got steps {[m.step for m in members]}'
         )
     model = config.new_model(first.vocab, g := torch.Generator().manual_seed(config.init_seed))
     average_models([m.model for m in members], into=model)
-    history = {'loss': array('f', torch.tensor([m.history['loss'] for m in members]).mean(0))}
+    losses = torch.full((len(members), max(planned)), math.nan)  # NaN: after a member's end
+    for row, m in zip(losses, members):
+        row[: m.step] = torch.tensor(m.history['loss'])
+    history = {'loss': array('f', losses.nanmean(0))}
     for k in ('ud', 'step_ud'):  # update ratios, per parameter: the members' mean
-        history[k] = [sum(rows) / len(rows) for rows in zip(*(m.history[k] for m in members))]
+        rows = itertools.zip_longest(*(m.history[k] for m in members))  # None: after an end
+        present = ([r for r in row if r is not None] for row in rows)
+        history[k] = [sum(row) / len(row) for row in present]
     step_fn = config.new_step(model)
     return Run(
         config,
@@ -544,7 +572,7 @@ def averaged_run(config: DeeperConfig, members: list[Run]) -> Run:
         model,
         step_fn,
         g,
-        first.step,
+        max(planned),
         history,
         first.data_path,
         first.data_sha256,
@@ -644,6 +672,11 @@ def __post_init__(self: DeeperConfig):
         raise UserError(  # dropout's masks keep a multiple of 1/256 (section Dropout)
             f'DeeperConfig.dropout {self.dropout!r} rounds to 0 in steps of 1/256: '
             'use 0, or at least 0.002'
+        )
+    if self.member_steps and self.members == 1:
+        raise UserError(
+            f'DeeperConfig.member_steps {self.member_steps} is the steps of the members after '
+            'the first; give DeeperConfig.members 2 or more, or member_steps 0'
         )
     for f in dataclasses.fields(self):  # the averaged model is `members` times as wide
         if f.name in ('n_embd', 'n_hidden') and getattr(self, f.name) * self.members > (

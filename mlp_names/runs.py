@@ -33,7 +33,7 @@ from mlp_names.files import (
     stale_temporaries,
 )
 from .train import Callback, RecordUpdateRatios, Run, TrainConfig, evaluate, fit, new_run
-from .deeper import DeeperConfig, averaged_run, member_config, tree_levels
+from .deeper import DeeperConfig, averaged_run, member_config, planned_steps, tree_levels
 
 # %% auto 0
 __all__ = [
@@ -71,6 +71,7 @@ __all__ = [
     'calibrate',
     'check_minutes',
     'one_member',
+    'budget_plan',
     'steps_for_minutes',
     'budget_threads',
     'budget_preset',
@@ -78,6 +79,7 @@ __all__ = [
     'run_words',
     'continue_run',
     'member_dir',
+    'steps_after_first',
     'fit_members',
     'saved_at',
 ]
@@ -662,14 +664,14 @@ def one_member(config: DeeperConfig | TrainConfig) -> DeeperConfig | TrainConfig
     return member_config(config, 0) if getattr(config, 'members', 1) > 1 else config
 
 
-def steps_for_minutes(
+def budget_plan(
     config: DeeperConfig,
     words: list[str],
     minutes: float,
     since: float | None = None,
     run_of: Callable[[Run], Run] | None = None,
-) -> int:
-    "Steps of `config` (of each member) that fit in `minutes` from `since` (`time.monotonic()`)."
+) -> tuple[int, float]:
+    "Steps of `config` (of each member) that fit in `minutes` from `since`; the seconds of its end."
     check_minutes(minutes)
     since = time.monotonic() if since is None else since
     K = getattr(config, 'members', 1)  # members train one after another
@@ -681,8 +683,9 @@ def steps_for_minutes(
     per_step = K * (cost['step'] + (cost['save'] / every if every else 0))  # a step of each
     # each member is set up and saved; the averaged model, K times as wide, is scored member
     # by member (K times a member's products, chapter 05a) and saved (K² its numbers)
-    fixed = (time.monotonic() - since) + K * (cost['setup'] + cost['save'] + cost['evaluate'])
-    fixed += K * K * cost['save'] if K > 1 else 0
+    end = K * cost['evaluate'] + K * K * cost['save'] if K > 1 else 0.0  # after the last member
+    fixed = (time.monotonic() - since) + K * (cost['setup'] + cost['save']) + end
+    fixed += 0.0 if K > 1 else cost['evaluate']
     steps = int((minutes * 60 - fixed) / per_step)
     if steps <= config.warmup:
         least = (fixed + (config.warmup + 1) * per_step) / 60
@@ -691,7 +694,18 @@ def steps_for_minutes(
             "(the warm-up and one more) of these settings; "
             f"give at least {math.ceil(least * 100) / 100:g} minutes"
         )
-    return steps
+    return steps, end
+
+
+def steps_for_minutes(
+    config: DeeperConfig,
+    words: list[str],
+    minutes: float,
+    since: float | None = None,
+    run_of: Callable[[Run], Run] | None = None,
+) -> int:
+    "Steps of `config` (of each member) that fit in `minutes` from `since` (`time.monotonic()`)."
+    return budget_plan(config, words, minutes, since, run_of)[0]
 
 
 # %% ../nbs/05b_runs.ipynb 42
@@ -735,8 +749,10 @@ def start_run(
     _check_target(run_dir, overwrite)
     path, words = _words_of(data)
     vocab_size = len(Vocab.from_words(words))
+    deadline, end = None, 0.0  # a budget's: when it ends, and what its end takes
     if minutes is not None:  # the step count that fits becomes the run's max_steps
-        steps = steps_for_minutes(config, words, minutes, since)
+        steps, end = budget_plan(config, words, minutes, since)
+        deadline = since + minutes * 60
         config = type(config).from_dict({**config.to_dict(), 'max_steps': steps})
         if not quiet:
             each = f' for each of its {config.members} members' if K > 1 else ''
@@ -750,9 +766,7 @@ def start_run(
         with DirLock(run_dir):
             _check_target(run_dir, overwrite)  # again, now that no one else can write here
             if K > 1:
-                return fit_members(
-                    run, words, run_dir, quiet, path, fresh=True, overwrite=overwrite
-                )
+                return fit_members(run, words, run_dir, quiet, path, True, overwrite, deadline, end)
             return _fit_job(run, words, config.max_steps, run_dir, quiet, made_dir)
     finally:
         if made_dir and not (run_dir / RUN_FILE).exists():
@@ -787,12 +801,14 @@ def continue_run(run_dir, steps: int | None = None, data=None, quiet: bool = Fal
     "Continue the run in `run_dir` up to `steps` steps (default: its `max_steps`), as it was set."
     with DirLock(run_dir):
         run = load_run(run_dir)
-        steps = run.config.max_steps if steps is None else steps
-        if isinstance(steps, bool) or not isinstance(steps, int) or steps < run.step:
-            raise UserError(
-                f"the run in {run_dir} is at step {run.step}; --steps {steps} would go back"
-            )
-        run.config = type(run.config).from_dict({**run.config.to_dict(), 'max_steps': steps})
+        if steps is not None:  # a step count given: the run (each of its members) trains to it
+            if isinstance(steps, bool) or not isinstance(steps, int) or steps < run.step:
+                raise UserError(
+                    f"the run in {run_dir} is at step {run.step}; --steps {steps} would go back"
+                )
+            given = {'max_steps': steps, **({'member_steps': 0} if run.config.members > 1 else {})}
+            run.config = type(run.config).from_dict({**run.config.to_dict(), **given})
+        steps = run.config.max_steps
         words = run_words(run, data)
         if run.config.members > 1:
             return fit_members(run, words, Path(run_dir), quiet, data)
@@ -806,6 +822,13 @@ def member_dir(run_dir, i: int) -> Path:
     return Path(run_dir) / f'member{i + 1}'
 
 
+def steps_after_first(config: DeeperConfig, first_seconds: float, seconds_left: float) -> int:
+    "Steps of each member after the first that fit in `seconds_left`, at the first member's pace."
+    pace = first_seconds / max(1, config.max_steps)  # a step, with its share of setup and saves
+    return max(config.warmup + 1, int(seconds_left / ((config.members - 1) * pace)))
+
+
+# %% ../nbs/05b_runs.ipynb 54
 def fit_members(
     run: Run,
     words: list[str],
@@ -814,6 +837,8 @@ def fit_members(
     data=None,
     fresh: bool = False,
     overwrite: bool = False,
+    deadline: float | None = None,
+    end: float = 0.0,
 ) -> Run:
     "Start (`fresh`) or continue each member of `run`; save their average in `run_dir`."
     config, places = run.config, [member_dir(run_dir, i) for i in range(run.config.members)]
@@ -822,14 +847,29 @@ def fit_members(
             _check_target(place, overwrite)
         save_run(run, run_dir)  # at step 0: the members and their settings, for --resume
     data = data if data is not None else run.data_path
-    members = []
+    members, began = [], time.monotonic()
     for i, place in enumerate(places):
         if not quiet:
             print(f'member {i + 1} of {config.members}', flush=True)
         if (place / RUN_FILE).exists() and not fresh:
-            members.append(continue_run(place, config.max_steps, data, quiet))
+            members.append(continue_run(place, member_config(config, i).max_steps, data, quiet))
         else:  # a new run's member, or one that never saved
             members.append(start_run(place, member_config(config, i), data, overwrite, quiet))
+        if i == 0 and deadline is not None and config.members > 1:  # a budget: the rest re-planned
+            now = time.monotonic()
+            steps = steps_after_first(config, now - began, deadline - now - end)
+            config = type(config).from_dict({**config.to_dict(), 'member_steps': steps})
+            run.config = config
+            save_run(run, run_dir)  # the plan, before member 2 starts: --resume follows it
+            if not quiet:
+                K = config.members
+                who = {2: 'member 2:', 3: 'members 2 and 3:'}.get(K, f'members 2 to {K}:')
+                print(
+                    f"{who} {steps:,} steps{' each' * (K > 2)}, to end in the "
+                    f"{deadline - now:.0f} s left "
+                    "at member 1's pace",
+                    flush=True,
+                )
     averaged = averaged_run(config, members)
     save_run(averaged, run_dir)
     return averaged
@@ -837,7 +877,7 @@ def fit_members(
 
 def saved_at(run: Run, run_dir) -> str:
     "Where the run in `run_dir` stands on disk: its step, or the step of the member training."
-    if run.config.members == 1 or run.step == run.config.max_steps:
+    if run.config.members == 1 or run.step == max(planned_steps(run.config)):
         return f'at step {run.step}'
     steps = [_step_on_disk(member_dir(run_dir, i)) for i in range(run.config.members)]
     i = max([i for i, step in enumerate(steps) if step is not None], default=0)

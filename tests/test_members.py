@@ -98,13 +98,37 @@ def test_members_that_cannot_be_refused_in_one_line(tmp_path, args, message):
 
 
 def test_a_budget_is_shared_among_the_members(tmp_path):
-    "--minutes with members: one step count for each, printed and recorded in every member."
-    r = train('--run', 'm', '--minutes', 0.5, '--preset', 'tree', '--members', 2, '--warmup',
-              20, cwd=tmp_path)
-    assert r.returncode == 0, r.stderr
-    m = re.match(r'0\.5 minutes here is about ([\d,]+) steps of preset tree for each of its 2 '
-                 r'members\n', r.stdout)
-    assert m, r.stdout
-    steps = int(m.group(1).replace(',', ''))
-    for where in ('m', 'm/member1', 'm/member2'):
+    """--minutes with members: the first trains the step count printed; the others, planned again
+    from its time, the count printed after it, recorded as --member-steps. Interrupted inside the
+    second member and resumed, the run equals the one given both counts, bit for bit."""
+    args = ('--preset', 'tree', '--members', 2, '--warmup', 20)
+    cmd = [MLP_NAMES, 'train', '--data', NAMES, '--run', 'm', '--minutes', 0.5, *args]
+    p = subprocess.Popen(list(map(str, cmd)), cwd=tmp_path, stdout=subprocess.PIPE,
+                         stderr=subprocess.PIPE, text=True)
+    m = re.fullmatch(r'0\.5 minutes here is about ([\d,]+) steps of preset tree for each of its 2 '
+                     r'members\n', p.stdout.readline())
+    assert m, p.stderr.read()
+    first = int(m.group(1).replace(',', ''))
+    while (line := p.stdout.readline()) and not line.startswith('member 2:'):
+        pass
+    m = re.fullmatch(r"member 2: ([\d,]+) steps, to end in the \d+ s left at member 1's pace\n",
+                     line)
+    assert m, line + p.stderr.read()
+    second = int(m.group(1).replace(',', ''))
+    assert p.stdout.readline() == 'member 2 of 2\n'
+    for _ in range(3): p.stdout.readline()  # log lines every 100 steps: a few hundred steps in
+    p.send_signal(signal.SIGINT)
+    out, err = p.communicate(timeout=120)
+    assert p.returncode == 130 and 'interrupted; saved member 2 of 2 at step' in err, err
+    config = json.loads((tmp_path / 'm' / 'run.json').read_text())['config']
+    assert (config['max_steps'], config['member_steps']) == (first, second)  # before member 2
+    r = train('--run', 'm', '--resume', '--quiet', cwd=tmp_path)
+    assert r.returncode == 0 and f'step {max(first, second)}:' in r.stdout, r.stderr
+    for where, steps in (('m/member1', first), ('m/member2', second)):
         assert json.loads((tmp_path / where / 'run.json').read_text())['step'] == steps
+    r = train('--run', 'again', '--steps', first, '--member-steps', second, '--threads',
+              config['threads'], '--quiet', *args, cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    for where in ('', 'member1', 'member2'):
+        a, b = weights(tmp_path / 'm' / where), weights(tmp_path / 'again' / where)
+        assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a), where
