@@ -491,11 +491,11 @@ def cmd_train(args) -> None:
                 )
             run = continue_ladder_run(args.run, given.get('max_steps'), args.data, quiet=args.quiet)
         else:
-            config, name = _train_config(args, given)
             lengths = {'max_steps': '--steps', 'member_steps': '--member-steps'}
             if args.minutes and (told := [flag for k, flag in lengths.items() if k in given]):
                 flags = ' and '.join(told)
                 raise UserError(f'--minutes and {flags} both say how long to train; give one')
+            config, name = _train_config(args, given)
             run = start_ladder_run(
                 args.run,
                 config,

@@ -750,14 +750,18 @@ def start_run(
     path, words = _words_of(data)
     vocab_size = len(Vocab.from_words(words))
     deadline, end = None, 0.0  # a budget's: when it ends, and what its end takes
+    if minutes is not None and getattr(config, 'member_steps', 0):
+        raise UserError('minutes and member_steps both say how long to train; give one')
     if minutes is not None:  # the step count that fits becomes the run's max_steps
         steps, end = budget_plan(config, words, minutes, since)
         deadline = since + minutes * 60
         config = type(config).from_dict({**config.to_dict(), 'max_steps': steps})
         if not quiet:
-            each = f' for each of its {config.members} members' if K > 1 else ''
+            each = f' for member 1 of {K}, the others planned from its time' if K > 1 else ''
             print(f'{minutes:g} minutes here is about {steps:,} steps of {name}{each}', flush=True)
-    check_fits(one_member(config), vocab_size, _n_examples(words))
+    # the first member's steps, and the others' (member_steps): the loss history grows with them
+    for member in [member_config(config, i) for i in range(min(K, 2))] if K > 1 else [config]:
+        check_fits(member, vocab_size, _n_examples(words))
     if warning := alphabet_warning(vocab_size, config):
         print(warning, file=sys.stderr)
     run = new_run(config, words, data_path=path, data_sha256=words_sha256(words))
@@ -800,8 +804,8 @@ def run_words(run: Run, data=None) -> list[str]:
 def continue_run(run_dir, steps: int | None = None, data=None, quiet: bool = False) -> Run:
     "Continue the run in `run_dir` up to `steps` steps (default: its `max_steps`), as it was set."
     with DirLock(run_dir):
-        run = load_run(run_dir)
-        if steps is not None:  # a step count given: the run (each of its members) trains to it
+        run, told = load_run(run_dir), steps is not None
+        if told:  # a step count given: the run (each of its members) trains to it
             if isinstance(steps, bool) or not isinstance(steps, int) or steps < run.step:
                 raise UserError(
                     f"the run in {run_dir} is at step {run.step}; --steps {steps} would go back"
@@ -811,6 +815,9 @@ def continue_run(run_dir, steps: int | None = None, data=None, quiet: bool = Fal
         steps = run.config.max_steps
         words = run_words(run, data)
         if run.config.members > 1:
+            if told:  # checked, then saved before a member trains: a later --resume follows it
+                check_fits(member_config(run.config, 0), len(run.vocab), _n_examples(words))
+                save_run(run, run_dir)
             return fit_members(run, words, Path(run_dir), quiet, data)
         check_fits(run.config, len(run.vocab), _n_examples(words))
         return _fit_job(run, words, steps, run_dir, quiet)
@@ -857,19 +864,20 @@ def fit_members(
             members.append(start_run(place, member_config(config, i), data, overwrite, quiet))
         if i == 0 and deadline is not None and config.members > 1:  # a budget: the rest re-planned
             now = time.monotonic()
-            steps = steps_after_first(config, now - began, deadline - now - end)
+            left = deadline - now - end  # for the members to come
+            steps = steps_after_first(config, now - began, left)
             config = type(config).from_dict({**config.to_dict(), 'member_steps': steps})
             run.config = config
             save_run(run, run_dir)  # the plan, before member 2 starts: --resume follows it
             if not quiet:
                 K = config.members
                 who = {2: 'member 2:', 3: 'members 2 and 3:'}.get(K, f'members 2 to {K}:')
-                print(
-                    f"{who} {steps:,} steps{' each' * (K > 2)}, to end in the "
-                    f"{deadline - now:.0f} s left "
-                    "at member 1's pace",
-                    flush=True,
+                plan = (
+                    f"to end in the {left:.0f} s left at member 1's pace"
+                    if left > 0
+                    else 'the warm-up and one more: member 1 took the whole budget'
                 )
+                print(f"{who} {steps:,} steps{' each' * (K > 2)}, {plan}", flush=True)
     averaged = averaged_run(config, members)
     save_run(averaged, run_dir)
     return averaged
