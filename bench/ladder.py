@@ -7,7 +7,7 @@ then every rung (bigram, the MLP presets original, tree, dropout, best; transfor
     python bench/ladder.py diagnostics     # the README's 2x2 of the original's graphs 1-4 (chapter 05)
 
 A budget works as `mlp-names train --minutes M`: timed steps of a throwaway run fix the step count
-(`steps_for_minutes`), and the schedule (warm-up, cosine) ends at it. The wall time reported runs from
+(`budget_plan`), and the schedule (warm-up, cosine) ends at it. The wall time reported runs from
 before that calibration to after the validation loss. Every measurement is one JSON line."""
 import argparse, dataclasses, json, math, os, platform, subprocess, sys, time
 from pathlib import Path
@@ -20,7 +20,7 @@ from mlp_names.files import load_words  # noqa: E402
 from mlp_names.vocab import UserError  # noqa: E402
 from mlp_names.train import RecordUpdateRatios, fit, new_run  # noqa: E402
 from mlp_names.deeper import preset  # noqa: E402
-from mlp_names.runs import steps_for_minutes  # noqa: E402
+from mlp_names.runs import budget_plan  # noqa: E402
 from mlp_names.ladder import BigramConfig, LadderRun, TransformerConfig  # noqa: E402
 
 THREADS = 2
@@ -84,7 +84,7 @@ def budget(words, rung: str, minutes: float, out: Path) -> None:
         config = config_of(rung, **kw)
         # the steps that fit, as --minutes counts them; a warm-up longer than a tenth of them is
         # cut to that tenth (on a loaded machine a short budget may not hold the preset's 1,000)
-        steps = steps_for_minutes(dataclasses.replace(config, warmup=0), words, minutes, t0, LadderRun.of)
+        steps, _ = budget_plan(dataclasses.replace(config, warmup=0), words, minutes, t0, LadderRun.of)
         config = dataclasses.replace(config, max_steps=steps, warmup=min(config.warmup, steps // 10))
         run = LadderRun.of(new_run(config, words))
         X, Y = run.splits(words)['train']

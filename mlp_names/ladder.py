@@ -421,13 +421,13 @@ from mlp_names.runs import (
     _checked_state,
     _fit_job,
     _words_of,
+    budget_plan,
     continue_run,
     load_run,
     run_from_state,
     run_words,
     save_run,
     start_run,
-    steps_for_minutes,
     words_sha256,
 )
 
@@ -457,7 +457,7 @@ def start_ladder_run(
     _check_target(run_dir, overwrite)
     path, words = _words_of(data)
     if minutes is not None:  # the steps that fit in `minutes`, as `start_run` counts them
-        steps = steps_for_minutes(config, words, minutes, since, LadderRun.of)
+        steps, _ = budget_plan(config, words, minutes, since, LadderRun.of)
         config = type(config).from_dict({**config.to_dict(), 'max_steps': steps})
         if not quiet:
             print(f'{minutes:g} minutes here is about {steps:,} steps of {name}', flush=True)

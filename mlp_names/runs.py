@@ -72,7 +72,6 @@ __all__ = [
     'check_minutes',
     'one_member',
     'budget_plan',
-    'steps_for_minutes',
     'budget_threads',
     'budget_preset',
     'start_run',
@@ -681,11 +680,11 @@ def budget_plan(
     cost = calibrate(one_member(config), words, run_of, seconds)
     every = config.checkpoint_every
     per_step = K * (cost['step'] + (cost['save'] / every if every else 0))  # a step of each
-    # each member is set up and saved; the averaged model, K times as wide, is scored member
-    # by member (K times a member's products, chapter 05a) and saved (K² its numbers)
-    end = K * cost['evaluate'] + K * K * cost['save'] if K > 1 else 0.0  # after the last member
+    # after the training, the final evaluation; the averaged model of members, K times as wide,
+    # is scored member by member (K times a member's products, chapter 05a) and saved (K² numbers)
+    end = K * cost['evaluate'] + (K * K * cost['save'] if K > 1 else 0.0)
+    # the time spent, each member's setup and save, and the end
     fixed = (time.monotonic() - since) + K * (cost['setup'] + cost['save']) + end
-    fixed += 0.0 if K > 1 else cost['evaluate']
     steps = int((minutes * 60 - fixed) / per_step)
     if steps <= config.warmup:
         least = (fixed + (config.warmup + 1) * per_step) / 60
@@ -695,17 +694,6 @@ def budget_plan(
             f"give at least {math.ceil(least * 100) / 100:g} minutes"
         )
     return steps, end
-
-
-def steps_for_minutes(
-    config: DeeperConfig,
-    words: list[str],
-    minutes: float,
-    since: float | None = None,
-    run_of: Callable[[Run], Run] | None = None,
-) -> int:
-    "Steps of `config` (of each member) that fit in `minutes` from `since` (`time.monotonic()`)."
-    return budget_plan(config, words, minutes, since, run_of)[0]
 
 
 # %% ../nbs/05b_runs.ipynb 42
@@ -760,7 +748,8 @@ def start_run(
             each = f' for member 1 of {K}, the others planned from its time' if K > 1 else ''
             print(f'{minutes:g} minutes here is about {steps:,} steps of {name}{each}', flush=True)
     # the first member's steps, and the others' (member_steps): the loss history grows with them
-    for member in [member_config(config, i) for i in range(min(K, 2))] if K > 1 else [config]:
+    members = [member_config(config, 0), member_config(config, 1)] if K > 1 else [config]
+    for member in members:
         check_fits(member, vocab_size, _n_examples(words))
     if warning := alphabet_warning(vocab_size, config):
         print(warning, file=sys.stderr)

@@ -119,6 +119,10 @@ class TrainConfig:
     def lr_at(self, step: int) -> float:
         return self.lr  # the original's: constant (chapter 05a adds a schedule)
 
+    def batch_at(self, step: int, n: int, generator: torch.Generator) -> torch.Tensor:
+        # the original's: examples drawn at random (chapter 05a adds epochs)
+        return torch.randint(0, n, (self.batch_size,), generator=generator)
+
     def new_model(self, vocab: Vocab, generator: torch.Generator) -> Sequential:
         return build_model(self, vocab, generator)
 
@@ -225,7 +229,7 @@ def fit(run: Run, X: torch.Tensor, Y: torch.Tensor, until: int, callbacks=()) ->
         cb.before_fit(run)
     try:
         while run.step < until:
-            ix = torch.randint(0, len(X), (run.config.batch_size,), generator=run.generator)
+            ix = run.config.batch_at(run.step, len(X), run.generator)  # the rows of this batch
             run.optimizer.lr = run.config.lr_at(run.step)
             loss = run.step_fn(X[ix], Y[ix])
             run.step += 1

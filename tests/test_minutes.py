@@ -78,7 +78,7 @@ def test_a_longer_budget_is_timed_for_longer(monkeypatch):
     monkeypatch.setattr(runs, 'calibrate', calibrate)
     words = NAMES.read_text().split()
     for minutes in (0.5, 1, 10, 100):
-        steps = runs.steps_for_minutes(preset('tree', warmup=10), words, minutes)
+        steps, _ = runs.budget_plan(preset('tree', warmup=10), words, minutes)
         assert 0.99 * minutes * 6000 < steps <= minutes * 6000   # 10 ms a step, nothing else
     assert asked == [1.0, 1.0, 6.0, 60.0]
 

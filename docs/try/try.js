@@ -166,7 +166,14 @@ const mlpNames = (() => {
     const c = m.config, params = m.layers.reduce((s, l) => s + ["weight", "bias", "gamma", "beta"]
       .reduce((t, k) => t + (l[k] ? l[k].values.length : 0), 0), 0);
     $("about").textContent = `${source}: ${params.toLocaleString("en")} weights after folding, context of ` +
-      `${m.blockSize} characters, ${c.n_layers} hidden layers of ${c.n_hidden}, trained for ${c.max_steps.toLocaleString("en")} steps.`;
+      `${m.blockSize} characters, ${c.n_layers} hidden layers of ${c.n_hidden}, ${trained(c)}.`;
+  }
+
+  function trained(c) {  // members after the first train member_steps (0: the first's count)
+    const k = c.members || 1, n = (x) => x.toLocaleString("en"), rest = c.member_steps || c.max_steps;
+    if (k === 1) return `trained for ${n(c.max_steps)} steps`;
+    if (rest === c.max_steps) return `${k} members averaged, each trained for ${n(c.max_steps)} steps`;
+    return `${k} members averaged, trained for ${n(c.max_steps)} steps (the first) and ${n(rest)} (the others)`;
   }
 
   function use(data, source) {
