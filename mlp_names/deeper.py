@@ -389,7 +389,7 @@ def batch_at(self: DeeperConfig, step: int, n: int, generator: torch.Generator) 
     for epoch in range(first // n, (first + self.batch_size - 1) // n + 1):
         start, end = max(first - epoch * n, 0), min(first + self.batch_size - epoch * n, n)
         parts.append(epoch_order(self.init_seed, epoch, n)[start:end])
-    return parts[0] if len(parts) == 1 else torch.cat(parts)
+    return torch.cat(parts)  # a tensor of its own: the cached orders stay as they are
 
 
 # %% ../nbs/05a_deeper.ipynb 52

@@ -2,6 +2,7 @@
 real training loop, a run resumed across an epoch's end bit for bit with nothing saved about its
 place in the data, each member its own order, the original's random draws untouched, and the flag
 refused in one line where it means nothing."""
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -47,13 +48,26 @@ def test_the_loop_sees_every_example_once_an_epoch():
 
 
 def test_random_draws_miss_about_a_third_of_an_epoch():
-    "The reason for epochs, from the same loop without shuffle: (1 - 1/n)^n of the split unseen."
+    "The reason for epochs: m draws at random from n examples leave (1 - 1/n)^m of them unseen."
     config = DeeperConfig(batch_size=4096)
     n = len(new_run(config, WORDS).splits(WORDS)['train'][0])
     g = torch.Generator().manual_seed(config.init_seed)
     rows = torch.cat([config.batch_at(t, n, g) for t in range(n // 4096)])
     unseen = 1 - len(rows.unique()) / n
     assert abs(unseen - (1 - 1 / n) ** len(rows)) < 0.01 and unseen > 0.3
+
+
+def test_without_shuffle_the_loop_draws_the_originals_batches():
+    "The loop's batches, step after step, are torch.randint's on the run's generator, as before."
+    config = DeeperConfig(batch_size=256, max_steps=20, **{**SMALL, 'shuffle': False})
+    run = new_run(config, WORDS)
+    X, Y = run.splits(WORDS)['train']
+    g = torch.Generator()
+    g.set_state(run.generator.get_state())  # no dropout: the batches are all it draws
+    run.step_fn = recorded = Recorded(run.step_fn)
+    fit(run, X, Y, 20)
+    expected = [X[torch.randint(0, len(X), (256,), generator=g)] for _ in range(20)]
+    assert all(torch.equal(a, b) for a, b in zip(recorded.batches, expected, strict=True))
 
 
 def test_a_shuffled_run_resumes_bit_for_bit_across_an_epochs_end(tmp_path):
@@ -102,3 +116,13 @@ def test_the_command_trains_shuffled_and_records_it(tmp_path):
                        capture_output=True, text=True, timeout=300)
     assert r.returncode == 0, r.stderr
     assert load_run(tmp_path / 'r').config.shuffle
+
+
+def test_the_transformer_trains_on_epochs_of_whole_names(tmp_path):
+    r = subprocess.run([MLP_NAMES, 'train', '--data', NAMES, '--run', tmp_path / 'r', '--quiet',
+                        '--model', 'transformer', '--n-layers', '1', '--n-embd', '16', '--n-head', '2',
+                        '--steps', '3', '--shuffle'],
+                       capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr
+    config = json.loads((tmp_path / 'r' / 'run.json').read_text())['config']
+    assert config['model'] == 'transformer' and config['shuffle']
